@@ -1,0 +1,216 @@
+"""Event data models: what each topic's CloudEvent carries in `data`.
+
+Each model names its topic (`TYPE`) and the version of its data schema
+(`VERSION`). A change that breaks subscribers bumps `VERSION`; the
+compatibility test in tests/contract guards that.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from schemas import topics
+from schemas.money import Amount, Currency
+
+
+class EventData(BaseModel):
+    # Ignore fields we do not know yet: a newer producer must not break an older consumer.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int]
+
+    @classmethod
+    def dataschema(cls) -> str:
+        return dataschema_uri(cls.TYPE, cls.VERSION)
+
+
+def dataschema_uri(event_type: str, version: int) -> str:
+    return f"urn:leadflow:schema:{event_type}:v{version}"
+
+
+class Channel(StrEnum):
+    ADVERTISING = "advertising"
+    DIRECT_MAIL = "direct_mail"
+    TELEMARKETING = "telemarketing"
+    WEB = "web"
+    EMAIL = "email"
+    SOCIAL = "social"
+    EVENT = "event"
+    REFERRAL = "referral"
+    PARTNER = "partner"
+    OTHER = "other"
+
+
+class Intent(StrEnum):
+    DEMO_REQUEST = "demo_request"
+    CONTACT_SALES = "contact_sales"
+
+
+class Outcome(StrEnum):
+    WON = "won"
+    LOST = "lost"
+
+
+class LostReason(StrEnum):
+    NO_BUDGET = "no_budget"
+    NO_NEED = "no_need"
+    TIMING = "timing"
+    COMPETITOR = "competitor"
+    UNRESPONSIVE = "unresponsive"
+    NOT_A_REAL_LEAD = "not_a_real_lead"
+    OTHER = "other"
+
+
+class Contact(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    email: str = Field(max_length=254)
+    name: str = Field(max_length=200)
+    title: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=50)
+
+
+class Company(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(max_length=200)
+    industry: str | None = Field(default=None, max_length=100)
+    size: int | None = Field(default=None, ge=1, description="Number of employees")
+    country: str | None = Field(
+        default=None, pattern="^[A-Z]{2}$", description="ISO 3166-1 alpha-2"
+    )
+
+
+class ScoreReason(BaseModel):
+    """One qualification rule that counted, and its points."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    rule: str
+    points: int
+    detail: str = ""
+
+
+class LeadCreated(EventData):
+    TYPE = topics.LEAD_CREATED
+    VERSION = 1
+
+    lead_id: str
+    campaign_id: str | None
+    channel: Channel
+    contact: Contact
+    company: Company
+    consent: bool
+    intent: Intent | None
+    captured_at: AwareDatetime
+
+
+class LeadQualified(EventData):
+    TYPE = topics.LEAD_QUALIFIED
+    VERSION = 1
+
+    lead_id: str
+    campaign_id: str | None
+    score: int
+    threshold: int
+    reasons: list[ScoreReason]
+    contact: Contact
+    company: Company
+    qualified_at: AwareDatetime
+
+
+class DealLine(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sku: str
+    name: str
+    quantity: int = Field(gt=0)
+    unit_price: Amount
+
+
+class Customer(BaseModel):
+    """Who bought: the lead's company and contact, as sales knew them at close."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    company: Company
+    contact: Contact
+
+
+class DealClosed(EventData):
+    TYPE = topics.DEAL_CLOSED
+    VERSION = 1
+
+    deal_id: str
+    lead_id: str
+    campaign_id: str | None
+    outcome: Outcome
+    lost_reason: LostReason | None = None
+    owner: str | None = Field(description="The rep who owned the deal")
+    customer: Customer
+    lines: list[DealLine]
+    amount: Amount
+    currency: Currency
+    opened_at: AwareDatetime
+    first_contact_at: AwareDatetime | None
+    closed_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _outcome_fits(self) -> "DealClosed":
+        if self.outcome is Outcome.LOST and self.lost_reason is None:
+            raise ValueError("a lost deal needs a lost_reason")
+        if self.outcome is Outcome.WON and not self.lines:
+            raise ValueError("a won deal needs at least one line")
+        return self
+
+
+class OrderLine(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sku: str
+    name: str
+    quantity: int = Field(gt=0)
+    unit_price: Amount
+    line_total: Amount
+
+
+class OrderCreated(EventData):
+    TYPE = topics.ORDER_CREATED
+    VERSION = 1
+
+    order_id: str
+    deal_id: str
+    lead_id: str
+    customer: Customer
+    lines: list[OrderLine]
+    total: Amount
+    currency: Currency
+    created_at: AwareDatetime
+
+
+EVENT_DATA: dict[str, type[EventData]] = {
+    model.TYPE: model for model in (LeadCreated, LeadQualified, DealClosed, OrderCreated)
+}
+
+__all__ = [
+    "EVENT_DATA",
+    "Channel",
+    "Company",
+    "Contact",
+    "Customer",
+    "DealClosed",
+    "DealLine",
+    "EventData",
+    "Intent",
+    "LeadCreated",
+    "LeadQualified",
+    "LostReason",
+    "OrderCreated",
+    "OrderLine",
+    "Outcome",
+    "ScoreReason",
+    "dataschema_uri",
+]

@@ -1,0 +1,41 @@
+"""Marketing's commands: HTTP writes, applied by the worker that owns their key."""
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from schemas.events import Channel
+from services.runtime.commands import Command
+
+from services.marketing.domain.activities import ActivityType
+from services.marketing.domain.campaigns import Budget, Target
+from services.marketing.domain.leads import Capture
+
+
+class CreateCampaign(Command):
+    kind: Literal["create_campaign"] = "create_campaign"
+    campaign_id: str
+    name: str
+    channel: Channel
+    budget: Budget
+    starts_on: date
+    ends_on: date
+    target: Target
+
+
+class CaptureLead(Command):
+    kind: Literal["capture_lead"] = "capture_lead"
+    lead_id: str
+    capture: Capture
+
+
+class RecordActivity(Command):
+    kind: Literal["record_activity"] = "record_activity"
+    lead_id: str
+    type: ActivityType
+
+
+MarketingCommand = Annotated[
+    CreateCampaign | CaptureLead | RecordActivity, Field(discriminator="kind")
+]

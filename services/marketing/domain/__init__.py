@@ -1,0 +1,1 @@
+"""The marketing domain: campaigns, leads, qualification. Pure Python: no Kafka, no HTTP."""

@@ -1,0 +1,104 @@
+"""Marketing's use cases: each takes a command or event, changes tables through
+the pure domain and publishes what the domain says happened."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.envelope import CloudEvent
+from schemas.events import DealClosed
+from services.runtime.errors import NotFound
+
+from services.marketing import metrics
+from services.marketing.app import campaigns, leads, rules, runtime
+from services.marketing.commands import CaptureLead, CreateCampaign, RecordActivity
+from services.marketing.domain import leads as lead_flow
+from services.marketing.domain.activities import Activity
+from services.marketing.domain.campaigns import Campaign
+from services.marketing.domain.leads import Change, Lead, LeadStatus
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def create_campaign(command: CreateCampaign) -> Campaign:
+    existing = campaigns.get(command.campaign_id)
+    if existing is not None:
+        return existing  # a redelivered command
+    campaign = Campaign(
+        **command.model_dump(exclude={"command_id", "kind"}), created_at=now()
+    )
+    campaigns[campaign.campaign_id] = campaign
+    return campaign
+
+
+async def capture_lead(command: CaptureLead) -> Change:
+    data = command.capture
+    campaign = campaigns.get(data.campaign_id) if data.campaign_id else None
+    change = lead_flow.capture(
+        leads.get(command.lead_id), command.lead_id, data, campaign, rules, now()
+    )
+    await _apply(change)
+    if change.duplicate:
+        metrics.DUPLICATES.labels(channel=data.channel).inc()
+    else:
+        metrics.LEADS_CAPTURED.labels(
+            channel=data.channel, campaign_id=data.campaign_id or "none"
+        ).inc()
+    return change
+
+
+async def record_activity(command: RecordActivity) -> Change:
+    lead = leads.get(command.lead_id)
+    if lead is None:
+        raise NotFound(f"no lead {command.lead_id!r}")
+    at = now()
+    change = lead_flow.record_activity(
+        lead, Activity(type=command.type, at=at), _campaign_of(lead), rules, at
+    )
+    await _apply(change)
+    return change
+
+
+async def _apply(change: Change) -> None:
+    lead = change.lead
+    # Publish before storing: if the worker dies in between, the command is
+    # delivered again and republishes rather than losing the event.
+    if change.created is not None:
+        await runtime.publisher.publish(change.created, subject=lead.lead_id)
+    if change.qualified is not None:
+        await runtime.publisher.publish(change.qualified, subject=lead.lead_id)
+        metrics.QUALIFIED.labels(campaign_id=lead.campaign_id or "none").inc()
+    if lead.status is LeadStatus.DISQUALIFIED:
+        for reason in lead.disqualified_by:
+            metrics.DISQUALIFIED.labels(reason=reason).inc()
+    metrics.SCORE.observe(lead.score)
+    leads[lead.lead_id] = lead
+
+
+def _campaign_of(lead: Lead) -> Campaign | None:
+    return campaigns.get(lead.campaign_id) if lead.campaign_id else None
+
+
+async def handle(command: Any) -> Any:
+    match command:
+        case CreateCampaign():
+            return await create_campaign(command)
+        case CaptureLead():
+            return await capture_lead(command)
+        case RecordActivity():
+            return await record_activity(command)
+    raise TypeError(f"unknown command {command!r}")
+
+
+async def on_deal_closed(event: CloudEvent[DealClosed]) -> None:
+    deal = event.data
+    lead = leads.get(deal.lead_id)
+    if lead is None:
+        raise NotFound(f"deal {deal.deal_id} closed for unknown lead {deal.lead_id}")
+    closed = lead_flow.close_loop(lead, deal)
+    if closed is not lead:
+        leads[closed.lead_id] = closed
+        metrics.DEAL_OUTCOMES.labels(
+            outcome=deal.outcome, lost_reason=deal.lost_reason or "none"
+        ).inc()

@@ -1,0 +1,14 @@
+"""Marketing's settings: LEADFLOW_* environment variables."""
+
+from pathlib import Path
+
+from services.runtime.settings import ServiceSettings
+
+from services.marketing.domain.rules import DEFAULT_RULES_FILE
+
+
+class MarketingSettings(ServiceSettings):
+    service: str = "marketing"
+    web_port: int = 8001
+    # Replace the qualification rules without a code change.
+    rules_file: Path = DEFAULT_RULES_FILE

@@ -1,0 +1,120 @@
+"""A service's workers as the partition assignor sees them.
+
+Each key (a lead id) lives on exactly one worker: the one assigned its partition.
+A request about a key is answered by that worker; any other worker forwards it
+there. A list is gathered from every worker, each answering for its own
+partitions. With one worker all of this is local.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+import faust
+import httpx
+from fastapi import Request, Response
+from pydantic import BaseModel
+from yarl import URL
+
+from services.runtime.tables import ModelTable
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+FORWARDED = "x-leadflow-forwarded"
+LOCAL_ONLY = "x-leadflow-local"
+_HOP_HEADERS = {"host", "content-length", "connection", "transfer-encoding"}
+
+
+class Unavailable(Exception):
+    """No worker can answer for the key right now (a rebalance is under way)."""
+
+
+class Forwarded(Exception):
+    """Carries the owner's answer; the web layer returns it as it is."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("forwarded")
+        self.response = response
+
+
+class Cluster:
+    def __init__(self, app: faust.App, own_url: str, forward_timeout: float) -> None:
+        self.app = app
+        self.own_url = URL(own_url)
+        self._timeout = forward_timeout
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    def _is_self(self, url: URL) -> bool:
+        return (url.host, url.port) == (self.own_url.host, self.own_url.port)
+
+    def owner(self, table: ModelTable[Any], key: str) -> URL:
+        try:
+            return self.app.router.key_store(table.name, key)
+        except KeyError as unassigned:
+            raise Unavailable(f"no worker holds the partition of {key!r} yet") from unassigned
+
+    async def ensure_local(self, request: Request, table: ModelTable[Any], key: str) -> None:
+        """Return when this worker owns `key`; otherwise raise Forwarded with the owner's answer."""
+        owner = self.owner(table, key)
+        if self._is_self(owner):
+            return
+        if request.headers.get(FORWARDED):
+            # Ownership moved while the request was in flight; don't bounce it around.
+            raise Unavailable("partition ownership is moving; retry")
+        raise Forwarded(await self._send(request, owner, {FORWARDED: "1"}))
+
+    def local_items(self, table: ModelTable[M]) -> Iterator[tuple[str, M]]:
+        """The table's entries whose partitions this worker is active for (not standby)."""
+        topic = table.changelog_topic
+        actives = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+        for key, value in table.items():
+            if self.app.producer.key_partition(topic, key.encode()).partition in actives:
+                yield key, value
+
+    def peers(self, table: ModelTable[Any]) -> list[URL]:
+        hosts: Iterable[str] = self.app.router.table_metadata(table.name).keys()
+        return [URL(h) for h in hosts if not self._is_self(URL(h))]
+
+    async def gather(self, request: Request, table: ModelTable[Any]) -> list[dict[str, Any]]:
+        """The `items` other workers answer to this same list request, each for its partitions."""
+        if request.headers.get(LOCAL_ONLY):
+            return []
+        peers = self.peers(table)
+        answers = await asyncio.gather(
+            *(self._send(request, peer, {LOCAL_ONLY: "1"}) for peer in peers)
+        )
+        items: list[dict[str, Any]] = []
+        for peer, answer in zip(peers, answers, strict=True):
+            if answer.status_code != 200:
+                raise Unavailable(f"worker {peer} answered {answer.status_code}")
+            items.extend(json.loads(bytes(answer.body))["items"])
+        return items
+
+    async def _send(self, request: Request, url: URL, extra: dict[str, str]) -> Response:
+        target = str(request.url.replace(scheme=url.scheme, netloc=f"{url.host}:{url.port}"))
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        try:
+            answer = await self.client.request(
+                request.method, target, headers={**headers, **extra}, content=await request.body()
+            )
+        except httpx.HTTPError as unreachable:
+            raise Unavailable(f"worker {url} did not answer: {unreachable}") from unreachable
+        return Response(
+            content=answer.content,
+            status_code=answer.status_code,
+            media_type=answer.headers.get("content-type"),
+        )

@@ -1,0 +1,108 @@
+"""Commands: how an HTTP write reaches the agent that owns its key.
+
+Table changes must happen inside an agent, one record at a time per partition:
+that is what makes concurrent writes to one key safe. So a route does not change
+state itself; it sends a command, keyed like the state it touches, to the
+service's command topic and awaits the outcome. The route runs on the worker that
+owns the key (see `cluster.Cluster`), so the agent that applies the command is
+in the same process and hands the outcome back through an in-memory future.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+from uuid import uuid4
+
+import faust
+from faust.types import StreamT
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from services.runtime.deadletters import DeadLetters
+from services.runtime.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+C = TypeVar("C", bound="Command")
+
+
+class Command(BaseModel):
+    """Base of a service's commands; each subclass adds a `kind` literal."""
+
+    command_id: str = Field(default_factory=lambda: str(uuid4()))
+
+
+class CommandTimeout(Exception):
+    """The command was sent but its outcome did not come back in time."""
+
+
+class Commands(Generic[C]):
+    def __init__(
+        self,
+        app: faust.App,
+        model: Any,
+        *,
+        partitions: int,
+        timeout: float,
+        dead_letters: DeadLetters,
+    ) -> None:
+        self.topic = app.topic(
+            f"{app.conf.id}-commands",
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions,
+            internal=True,
+        )
+        self._adapter: TypeAdapter[C] = TypeAdapter(model)
+        self._timeout = timeout
+        self._dead_letters = dead_letters
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
+
+    async def ask(self, key: str, command: C) -> Any:
+        """Send `command` keyed by `key`; return what its handler returned, or raise
+        the DomainError it raised."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[command.command_id] = future
+        try:
+            await self.topic.send(key=key.encode(), value=command.model_dump_json().encode())
+            return await asyncio.wait_for(future, self._timeout)
+        except TimeoutError as late:
+            raise CommandTimeout(
+                f"command {command.command_id} was accepted but not applied within "
+                f"{self._timeout:.0f}s; it may still be applied"
+            ) from late
+        finally:
+            self._waiting.pop(command.command_id, None)
+
+    async def serve(
+        self, stream: StreamT[bytes], handle: Callable[[C], Awaitable[Any]]
+    ) -> None:
+        """Apply each command of `stream` with `handle` and settle its waiting caller."""
+        async for event in stream.events():
+            try:
+                command = self._adapter.validate_json(event.message.value or b"")
+            except ValidationError as invalid:
+                await self._dead_letters.send(event.message, invalid)
+                continue
+            try:
+                outcome = await handle(command)
+            except DomainError as refused:
+                self._settle(command.command_id, error=refused)
+            except Exception as failed:  # noqa: BLE001 - nothing may stop the worker
+                log.exception("command failed", extra={"command": command.command_id})
+                await self._dead_letters.send(event.message, failed)
+                self._settle(command.command_id, error=failed)
+            else:
+                self._settle(command.command_id, outcome=outcome)
+
+    def _settle(
+        self, command_id: str, *, outcome: Any = None, error: BaseException | None = None
+    ) -> None:
+        # No one waits when the command was sent by a worker that has since lost the partition.
+        future = self._waiting.get(command_id)
+        if future is None or future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(outcome)

@@ -1,0 +1,90 @@
+"""Dead letters: a record that cannot be processed goes to `<topic>.dlq`.
+
+The record keeps its key and value byte for byte; headers say why and where it
+came from, so it can be inspected and replayed. A dead letter never stops a worker.
+"""
+
+import logging
+import traceback
+from datetime import UTC, datetime
+
+import faust
+from faust.types import TopicT
+from faust.types import Message
+from prometheus_client import Counter
+
+from schemas.topics import dead_letter_topic
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTERS = Counter(
+    "leadflow_dead_letters",
+    "Records sent to a dead-letter topic, by the topic they came from.",
+    ["topic", "error_type"],
+)
+
+# Header names, part of the contract (schemas/asyncapi.yaml documents them).
+ERROR = "dlq.error"
+ERROR_TYPE = "dlq.error.type"
+ORIGIN_TOPIC = "dlq.origin.topic"
+ORIGIN_PARTITION = "dlq.origin.partition"
+ORIGIN_OFFSET = "dlq.origin.offset"
+FAILED_BY = "dlq.failed.by"
+FAILED_AT = "dlq.failed.at"
+
+
+class DeadLetters:
+    def __init__(self, app: faust.App, service: str) -> None:
+        self.app = app
+        self.service = service
+        self._topics: dict[str, TopicT] = {}
+
+    def topic_for(self, origin: str) -> TopicT:
+        if origin not in self._topics:
+            self._topics[origin] = self.app.topic(
+                dead_letter_topic(origin), key_serializer="raw", value_serializer="raw"
+            )
+        return self._topics[origin]
+
+    async def send(self, message: Message, error: BaseException) -> None:
+        reason = _describe(error)
+        headers = [
+            (ERROR, reason.encode()),
+            (ERROR_TYPE, type(error).__name__.encode()),
+            (ORIGIN_TOPIC, message.topic.encode()),
+            (ORIGIN_PARTITION, str(message.partition).encode()),
+            (ORIGIN_OFFSET, str(message.offset).encode()),
+            (FAILED_BY, self.service.encode()),
+            (FAILED_AT, datetime.now(UTC).isoformat().encode()),
+            *_original_headers(message),
+        ]
+        log.warning(
+            "dead letter",
+            extra={
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+                "error": reason,
+            },
+        )
+        # Awaited to the broker: the origin offset may be committed right after.
+        await self.topic_for(message.topic).send_and_wait(
+            key=message.key, value=message.value, headers=headers
+        )
+        DEAD_LETTERS.labels(topic=message.topic, error_type=type(error).__name__).inc()
+
+
+def _original_headers(message: Message) -> list[tuple[str, bytes]]:
+    headers = message.headers or []
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [(k, v) for k, v in items if not k.startswith("dlq.")]
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    if not isinstance(error, ValueError | LookupError):
+        # Unexpected failures keep their origin for whoever reads the DLQ.
+        frame = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
+        if frame:
+            text += f" (at {frame[0].filename}:{frame[0].lineno})"
+    return text[:4000]

@@ -1,0 +1,73 @@
+"""CloudEvents in and out: publish a service's events, consume others' events.
+
+Records are keyed by the lead id (the envelope's `subject`) so one lead keeps to
+one partition number on every topic.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import faust
+from faust.types import StreamT, TopicT
+from pydantic import TypeAdapter, ValidationError
+
+from schemas.envelope import CONTENT_TYPE, CloudEvent, new_event
+from schemas.events import EventData
+from services.runtime.deadletters import DeadLetters
+from services.runtime.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+D = TypeVar("D", bound=EventData)
+
+HEADERS = [("content-type", CONTENT_TYPE.encode())]
+
+
+def event_topic(app: faust.App, name: str) -> TopicT:
+    """A topic of CloudEvents; values stay bytes so bad records can be dead-lettered."""
+    return app.topic(name, key_serializer="raw", value_serializer="raw")
+
+
+class EventPublisher:
+    def __init__(self, app: faust.App, source: str) -> None:
+        self.app = app
+        self.source = source
+        self._topics: dict[str, TopicT] = {}
+
+    def topic(self, name: str) -> TopicT:
+        if name not in self._topics:
+            self._topics[name] = event_topic(self.app, name)
+        return self._topics[name]
+
+    async def publish(self, data: EventData, *, subject: str, at: datetime | None = None) -> CloudEvent[Any]:
+        event = new_event(data, source=self.source, subject=subject, at=at)
+        await self.topic(data.TYPE).send(key=subject.encode(), value=event.to_json(), headers=HEADERS)
+        return event
+
+
+async def consume(
+    stream: StreamT[bytes],
+    model: type[D],
+    handle: Callable[[CloudEvent[D]], Awaitable[None]],
+    dead_letters: DeadLetters,
+) -> None:
+    """Hand each valid event of `stream` to `handle`; dead-letter what fails.
+
+    A record that does not validate, or that `handle` refuses or fails on, goes to
+    the DLQ with the reason; the stream goes on with the next record.
+    """
+    adapter: TypeAdapter[CloudEvent[D]] = TypeAdapter(CloudEvent[model])  # type: ignore[valid-type]
+    async for event in stream.events():
+        message = event.message
+        try:
+            cloud_event = adapter.validate_json(message.value or b"")
+            if cloud_event.subject != (message.key or b"").decode(errors="replace"):
+                raise ValueError("record key is not the event subject (lead_id)")
+            await handle(cloud_event)
+        except (ValidationError, ValueError, DomainError) as refused:
+            await dead_letters.send(message, refused)
+        except Exception as failed:  # noqa: BLE001 - nothing may stop the worker
+            log.exception("event handler failed", extra={"topic": message.topic})
+            await dead_letters.send(message, failed)

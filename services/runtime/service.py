@@ -1,0 +1,212 @@
+"""One service's Faust worker with its FastAPI app served on the worker's loop.
+
+A service builds one `ServiceRuntime`, declares its topics, tables and agents on
+`runtime.app` and its routes on `runtime.api`, then calls `runtime.main()`.
+"""
+
+import asyncio
+import logging
+import logging.config
+import ssl
+import sys
+import time
+from typing import Any
+
+import faust
+from faust.types import TopicT
+from faust.types.auth import CredentialsT
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from faust.contrib.asgi import serve_asgi
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from schemas.topics import dead_letter_topic
+from services.runtime.cluster import Cluster, Forwarded, Unavailable
+from services.runtime.commands import Commands, CommandTimeout
+from services.runtime.deadletters import DeadLetters
+from services.runtime.errors import DomainError
+from services.runtime.events import EventPublisher, event_topic
+from services.runtime.logs import logging_config
+from services.runtime.settings import ServiceSettings
+from services.runtime.topics import TopicSpec, ensure_topics
+
+log = logging.getLogger(__name__)
+
+_faust_metrics: FaustMetrics | None = None
+
+
+def _monitor() -> PrometheusMonitor:
+    # Faust's collectors register once per process in the default registry.
+    global _faust_metrics
+    if _faust_metrics is None:
+        _faust_metrics = FaustMetrics.create(REGISTRY, "leadflow_faust")
+    return PrometheusMonitor(metrics=_faust_metrics)
+
+
+class ServiceRuntime:
+    def __init__(self, settings: ServiceSettings, *, title: str, description: str) -> None:
+        self.settings = settings
+        self.app = faust.App(
+            settings.app_id,
+            broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+            broker_credentials=_credentials(settings),
+            store=settings.store,
+            datadir=str(settings.data_dir / settings.service),
+            topic_partitions=settings.topic_partitions,
+            topic_replication_factor=settings.topic_replication_factor,
+            # The assignor's leader topic only serves leader-only timers; we have none.
+            topic_disable_leader=True,
+            table_standby_replicas=settings.standby_replicas,
+            web_bind=settings.web_host,
+            web_port=settings.web_port,
+            canonical_url=settings.url,
+            logging_config=logging_config(settings.log_level, settings.log_format),
+            # Values are bytes we validate ourselves, so a bad record reaches the DLQ.
+            value_serializer="raw",
+            key_serializer="raw",
+        )
+        self.app.monitor = _monitor()
+        self.dead_letters = DeadLetters(self.app, settings.service)
+        self.publisher = EventPublisher(self.app, settings.source)
+        self.cluster = Cluster(self.app, settings.url, settings.command_timeout_seconds)
+        self.commands: Commands[Any] | None = None
+        self._consumed: list[str] = []
+        self._published: list[str] = []
+        self._kafka_checked: tuple[float, bool] = (0.0, False)
+        self.api = FastAPI(title=title, description=description, version="1")
+        self._install_web()
+        serve_asgi(self.app, self.api, host=settings.web_host, port=settings.web_port)
+
+    # -- declaring topics -------------------------------------------------
+
+    def consumes(self, name: str) -> TopicT:
+        """An event topic this service reads (its DLQ is created with it)."""
+        self._consumed.append(name)
+        return event_topic(self.app, name)
+
+    def publishes(self, *names: str) -> None:
+        self._published.extend(names)
+
+    def command_channel(self, model: Any) -> Commands[Any]:
+        self.commands = Commands(
+            self.app,
+            model,
+            partitions=self.settings.topic_partitions,
+            timeout=self.settings.command_timeout_seconds,
+            dead_letters=self.dead_letters,
+        )
+        return self.commands
+
+    def topic_specs(self) -> list[TopicSpec]:
+        names = [*self._published, *self._consumed]
+        names += [dead_letter_topic(n) for n in self._consumed]
+        if self.commands is not None:
+            command_topic = self.commands.topic.get_topic_name()
+            names += [command_topic, dead_letter_topic(command_topic)]
+        specs = [TopicSpec(n) for n in dict.fromkeys(names)]
+        specs += [
+            TopicSpec(table.changelog_topic.get_topic_name(), compacted=True)
+            for table in self.app.tables.values()
+        ]
+        return specs
+
+    # -- web --------------------------------------------------------------
+
+    def _install_web(self) -> None:
+        api = self.api
+
+        @api.exception_handler(DomainError)
+        async def refused(_: Request, error: DomainError) -> JSONResponse:
+            return JSONResponse(error.to_body(), status_code=error.status)
+
+        @api.exception_handler(Forwarded)
+        async def forwarded(_: Request, answer: Forwarded) -> Response:
+            return answer.response
+
+        @api.exception_handler(Unavailable)
+        @api.exception_handler(CommandTimeout)
+        async def unavailable(_: Request, error: Exception) -> JSONResponse:
+            body = {"detail": [{"msg": str(error), "type": type(error).__name__}]}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+
+        @api.get("/healthz", tags=["operations"], summary="The worker process is alive")
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok", "service": self.settings.service}
+
+        @api.get("/readyz", tags=["operations"], summary="Connected, assigned, recovered")
+        async def readyz() -> JSONResponse:
+            checks = await self.readiness()
+            ready = all(checks.values())
+            body = {"status": "ready" if ready else "not ready", "checks": checks}
+            return JSONResponse(body, status_code=200 if ready else 503)
+
+        @api.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+        async def metrics() -> Response:
+            return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    async def readiness(self) -> dict[str, bool]:
+        app = self.app
+        return {
+            "kafka_connected": await self._kafka_connected(),
+            "partitions_assigned": app.consumer is not None
+            and not app.rebalancing
+            and app.assignor.assigned_actives() is not None,
+            "tables_recovered": app.tables.recovery.completed.is_set(),
+        }
+
+    async def _kafka_connected(self) -> bool:
+        checked_at, ok = self._kafka_checked
+        if time.monotonic() - checked_at < 2.0:
+            return ok
+        try:
+            client = self.app.producer._ensure_producer().client  # type: ignore[attr-defined]
+            ok = bool(await asyncio.wait_for(client.force_metadata_update(), 3.0))
+        except Exception:  # noqa: BLE001 - any failure means not connected
+            ok = False
+        self._kafka_checked = (time.monotonic(), ok)
+        return ok
+
+    # -- running ------------------------------------------------------------
+
+    def main(self, argv: list[str] | None = None) -> None:
+        """`worker` (default) runs the service; `topics` only creates its topics."""
+        args = sys.argv[1:] if argv is None else argv
+        command = args[0] if args else "worker"
+        logging.config.dictConfig(
+            logging_config(self.settings.log_level, self.settings.log_format)
+        )
+        if command == "topics" or self.settings.create_topics:
+            ensure_topics(self.settings, self.topic_specs())
+        if command == "topics":
+            return
+        if command != "worker":
+            sys.exit(f"unknown command {command!r}; use 'worker' or 'topics'")
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        worker = faust.Worker(self.app, loglevel=self.settings.log_level.lower())
+        worker.execute_from_commandline()
+
+
+def _credentials(settings: ServiceSettings) -> CredentialsT | None:
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+        if settings.kafka_ssl_certfile:
+            context.load_cert_chain(
+                str(settings.kafka_ssl_certfile),
+                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+            )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username or "",
+        password=password,
+        mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=context,
+    )

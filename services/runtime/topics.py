@@ -1,0 +1,94 @@
+"""Creating a service's topics with the Kafka admin client, idempotently.
+
+The broker never auto-creates topics: a topic created on first use gets the
+broker's default partition count, and Faust refuses a table whose changelog and
+source topic differ in partitions. So each service creates what it reads and
+writes, its dead-letter topics and Faust's internal topics before it starts, and
+checks that topics that already exist have the partition count it expects.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from services.runtime.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    compacted: bool = False
+
+
+class PartitionMismatch(Exception):
+    pass
+
+
+def admin_client(settings: ServiceSettings) -> KafkaAdminClient:
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap.split(","),
+        "client_id": f"{settings.app_id}-admin",
+        "security_protocol": settings.kafka_security_protocol,
+        "request_timeout_ms": 30000,
+    }
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": (
+                settings.kafka_sasl_password.get_secret_value()
+                if settings.kafka_sasl_password
+                else None
+            ),
+        }
+    if settings.kafka_ssl_cafile:
+        options |= {
+            "ssl_cafile": str(settings.kafka_ssl_cafile),
+            "ssl_certfile": str(settings.kafka_ssl_certfile or "") or None,
+            "ssl_keyfile": str(settings.kafka_ssl_keyfile or "") or None,
+        }
+    return KafkaAdminClient(**options)
+
+
+def ensure_topics(settings: ServiceSettings, specs: list[TopicSpec]) -> list[str]:
+    """Create the missing topics; return the names created. Raise PartitionMismatch
+    when an existing topic has another partition count than configured."""
+    admin = admin_client(settings)
+    try:
+        existing = set(admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        created: list[str] = []
+        for spec in missing:
+            config = {"cleanup.policy": "compact"} if spec.compacted else {}
+            try:
+                admin.create_topics(
+                    [
+                        NewTopic(
+                            spec.name,
+                            settings.topic_partitions,
+                            settings.topic_replication_factor,
+                            topic_configs=config,
+                        )
+                    ]
+                )
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass  # another service created it in the meantime
+        present = [spec.name for spec in specs if spec.name in existing]
+        if present:
+            for described in admin.describe_topics(present):
+                count = len(described["partitions"])
+                if count != settings.topic_partitions:
+                    raise PartitionMismatch(
+                        f"topic {described['topic']} has {count} partitions, "
+                        f"configured: {settings.topic_partitions}"
+                    )
+        if created:
+            log.info("created topics", extra={"topics": created})
+        return created
+    finally:
+        admin.close()
