@@ -30,7 +30,7 @@ class ModelTable(Generic[M]):
         # Keys are raw bytes on the changelog, as on the event topics, so a key
         # hashes to the same partition number everywhere (see cluster.Cluster).
         self.table: TableT[bytes, Any] = kind(
-            name, key_type=bytes, value_type=dict, default=None, help=help
+            name, key_type=bytes, default=None, help=help
         )
 
     @property

@@ -1,0 +1,19 @@
+"""The orders worker: its Faust app, web API and tables."""
+
+from services.runtime.service import ServiceRuntime
+from services.runtime.tables import ModelTable
+
+from services.orders.domain.orders import Order
+from services.orders.settings import OrdersSettings
+
+settings = OrdersSettings()
+
+runtime = ServiceRuntime(
+    settings,
+    title="Leadflow orders",
+    description="Orders made from won deals, and their lifecycle.",
+)
+app = runtime.app
+
+# Keyed by lead_id, like every topic: one won deal per lead, one order per won deal.
+orders = ModelTable(app, "orders", Order, help="Orders by lead_id")

@@ -1,0 +1,1 @@
+"""The orders domain: orders from won deals and their lifecycle. Pure Python."""

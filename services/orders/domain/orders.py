@@ -1,0 +1,115 @@
+"""An Order: made from a won deal, once, and taken through its lifecycle."""
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from schemas.events import Customer, DealClosed, OrderCreated, OrderLine, Outcome
+from schemas.money import Amount, Currency
+from services.runtime.errors import Conflict
+
+ORDER_ID_PREFIX = "order-"
+
+
+class OrderStatus(StrEnum):
+    CREATED = "created"
+    CONFIRMED = "confirmed"
+    FULFILLED = "fulfilled"
+    CANCELLED = "cancelled"
+
+
+# Where an order may go from each status; fulfilled and cancelled are final.
+MOVES: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.CREATED: frozenset({OrderStatus.CONFIRMED, OrderStatus.CANCELLED}),
+    OrderStatus.CONFIRMED: frozenset({OrderStatus.FULFILLED, OrderStatus.CANCELLED}),
+    OrderStatus.FULFILLED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+}
+
+
+class StatusChange(BaseModel):
+    status: OrderStatus
+    at: AwareDatetime
+
+
+class Order(BaseModel):
+    order_id: str
+    deal_id: str
+    lead_id: str
+    customer: Customer
+    lines: list[OrderLine]
+    total: Amount
+    currency: Currency
+    status: OrderStatus
+    created_at: AwareDatetime
+    deal_closed_at: AwareDatetime
+    history: list[StatusChange] = Field(default_factory=list)
+
+
+def order_id_for(lead_id: str) -> str:
+    """One order per won deal, one deal per lead. The id embeds the lead id, the
+    partition key, so any worker can route a request about an order."""
+    return ORDER_ID_PREFIX + lead_id
+
+
+def lead_id_of(order_id: str) -> str | None:
+    return order_id.removeprefix(ORDER_ID_PREFIX) if order_id.startswith(ORDER_ID_PREFIX) else None
+
+
+class TotalMismatch(ValueError):
+    """The deal's amount is not what its lines add up to: no order is made from it."""
+
+
+def order_from_deal(deal: DealClosed, now: datetime) -> tuple[Order, OrderCreated]:
+    if deal.outcome is not Outcome.WON:
+        raise ValueError(f"deal {deal.deal_id} was {deal.outcome}; only won deals make orders")
+    lines = [
+        OrderLine(
+            sku=line.sku,
+            name=line.name,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            line_total=line.unit_price * line.quantity,
+        )
+        for line in deal.lines
+    ]
+    total = sum((line.line_total for line in lines), Decimal("0"))
+    if total != deal.amount:
+        raise TotalMismatch(
+            f"deal {deal.deal_id} says amount {deal.amount} {deal.currency} "
+            f"but its lines add up to {total}"
+        )
+    order = Order(
+        order_id=order_id_for(deal.lead_id),
+        deal_id=deal.deal_id,
+        lead_id=deal.lead_id,
+        customer=deal.customer,
+        lines=lines,
+        total=total,
+        currency=deal.currency,
+        status=OrderStatus.CREATED,
+        created_at=now,
+        deal_closed_at=deal.closed_at,
+        history=[StatusChange(status=OrderStatus.CREATED, at=now)],
+    )
+    created = OrderCreated(
+        order_id=order.order_id,
+        deal_id=order.deal_id,
+        lead_id=order.lead_id,
+        customer=order.customer,
+        lines=lines,
+        total=total,
+        currency=order.currency,
+        created_at=now,
+    )
+    return order, created
+
+
+def change_status(order: Order, to: OrderStatus, now: datetime) -> Order:
+    if to not in MOVES[order.status]:
+        raise Conflict(f"order {order.order_id} is {order.status}; it cannot become {to}", field="status")
+    return order.model_copy(
+        update={"status": to, "history": [*order.history, StatusChange(status=to, at=now)]}
+    )

@@ -1,0 +1,1 @@
+"""The sales domain: deals through the sales process, the catalogue. Pure Python."""
