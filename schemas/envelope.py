@@ -1,7 +1,7 @@
 """The CloudEvents 1.0 envelope (structured JSON mode) around every record value."""
 
 from datetime import UTC, datetime
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar, cast
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, model_validator
@@ -37,9 +37,7 @@ class CloudEvent(BaseModel, Generic[D]):
         if self.type != expected.TYPE:
             raise ValueError(f"type {self.type!r} does not match data of {expected.TYPE!r}")
         if self.dataschema != expected.dataschema():
-            raise ValueError(
-                f"dataschema {self.dataschema!r} is not {expected.dataschema()!r}"
-            )
+            raise ValueError(f"dataschema {self.dataschema!r} is not {expected.dataschema()!r}")
         return self
 
     def to_json(self) -> bytes:
@@ -48,7 +46,8 @@ class CloudEvent(BaseModel, Generic[D]):
 
 def new_event(data: D, *, source: str, subject: str, at: datetime | None = None) -> CloudEvent[D]:
     """Wrap `data` in a fresh envelope; `subject` is the lead_id (also the record key)."""
-    return CloudEvent[type(data)](  # type: ignore[misc]
+    model = cast(type[CloudEvent[D]], CloudEvent[type(data)])  # type: ignore[misc]
+    return model(
         id=uuid4(),
         source=source,
         type=data.TYPE,

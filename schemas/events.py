@@ -5,9 +5,8 @@ Each model names its topic (`TYPE`) and the version of its data schema
 compatibility test in tests/contract guards that.
 """
 
-from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -79,9 +78,7 @@ class Company(BaseModel):
     name: str = Field(max_length=200)
     industry: str | None = Field(default=None, max_length=100)
     size: int | None = Field(default=None, ge=1, description="Number of employees")
-    country: str | None = Field(
-        default=None, pattern="^[A-Z]{2}$", description="ISO 3166-1 alpha-2"
-    )
+    country: str | None = Field(default=None, pattern="^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
 
 
 class ScoreReason(BaseModel):

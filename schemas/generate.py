@@ -42,17 +42,12 @@ def render(schema: dict[str, Any]) -> str:
 
 def expected_files() -> dict[Path, str]:
     return {
-        schema_path(model.TYPE, model.VERSION): render(event_schema(model))
-        for model in EVENT_DATA.values()
+        schema_path(model.TYPE, model.VERSION): render(event_schema(model)) for model in EVENT_DATA.values()
     }
 
 
 def stale_files() -> list[Path]:
-    return [
-        path
-        for path, text in expected_files().items()
-        if not path.exists() or path.read_text() != text
-    ]
+    return [path for path, text in expected_files().items() if not path.exists() or path.read_text() != text]
 
 
 def main(argv: list[str] | None = None) -> int:

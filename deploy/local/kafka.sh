@@ -7,20 +7,22 @@
 #   deploy/local/kafka.sh reset    stop it and delete its data
 #   deploy/local/kafka.sh jars     only resolve the jars from Maven Central
 #
-# The broker version is pinned in deploy/local/pom.xml (kafka.version); the jars
-# and data live in .cache/kafka (git-ignored) unless LEADFLOW_KAFKA_HOME says otherwise.
+# The broker version is pinned in deploy/local/pom.xml (kafka.version). Jars are
+# cached in .cache/kafka-jars, data in .cache/kafka (both git-ignored); set
+# LEADFLOW_KAFKA_HOME and KAFKA_PORT to run a second, separate broker (the tests do).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")"
 home="${LEADFLOW_KAFKA_HOME:-$root/.cache/kafka}"
-libs="$home/$version/libs"
+libs="$root/.cache/kafka-jars/$version"
 data="$home/data"
 logs="$home/logs"
 pidfile="$home/broker.pid"
 host=127.0.0.1
-port=9092
+port="${KAFKA_PORT:-9092}"
+controller_port=$((port + 1))
 start_timeout="${KAFKA_START_TIMEOUT:-90}"
 
 say() { printf 'kafka: %s\n' "$*" >&2; }
@@ -51,7 +53,13 @@ java_opts() {
 
 format() {
   local config="$home/server.properties"
-  { cat "$here/server.properties"; echo "log.dirs=$data"; } >"$config"
+  {
+    cat "$here/server.properties"
+    echo "log.dirs=$data"
+    echo "listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$controller_port"
+    echo "advertised.listeners=PLAINTEXT://$host:$port"
+    echo "controller.quorum.voters=1@$host:$controller_port"
+  } >"$config"
   if [[ -f "$data/meta.properties" ]]; then return; fi
   say "formatting storage in $data"
   mkdir -p "$data"
@@ -60,7 +68,7 @@ format() {
   cluster_id="$(java $(java_opts) -cp "$libs/*" kafka.tools.StorageTool random-uuid)"
   # shellcheck disable=SC2046
   java $(java_opts) -cp "$libs/*" kafka.tools.StorageTool format \
-    -t "$cluster_id" -c "$config" >&2
+    -t "$cluster_id" -c "$config" >"$logs/format.log"
 }
 
 start() {

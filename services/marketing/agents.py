@@ -3,11 +3,10 @@
 from typing import Any
 
 from schemas.events import DealClosed
-from services.runtime.events import consume
-
 from services.marketing import handlers
 from services.marketing.app import app, runtime
 from services.marketing.topics import commands, deal_closed
+from services.runtime.events import consume
 
 
 @app.agent(commands.topic)

@@ -1,12 +1,11 @@
 """The marketing worker: its Faust app, web API, topics and tables."""
 
-from services.runtime.service import ServiceRuntime
-from services.runtime.tables import ModelTable
-
 from services.marketing.domain.campaigns import Campaign
 from services.marketing.domain.leads import Lead
 from services.marketing.domain.rules import RuleSet
 from services.marketing.settings import MarketingSettings
+from services.runtime.service import ServiceRuntime
+from services.runtime.tables import ModelTable
 
 settings = MarketingSettings()
 rules = RuleSet.load(settings.rules_file)

@@ -6,11 +6,10 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from schemas.events import Channel
-from services.runtime.commands import Command
-
 from services.marketing.domain.activities import ActivityType
 from services.marketing.domain.campaigns import Budget, Target
 from services.marketing.domain.leads import Capture
+from services.runtime.commands import Command
 
 
 class CreateCampaign(Command):
@@ -36,6 +35,4 @@ class RecordActivity(Command):
     type: ActivityType
 
 
-MarketingCommand = Annotated[
-    CreateCampaign | CaptureLead | RecordActivity, Field(discriminator="kind")
-]
+MarketingCommand = Annotated[CreateCampaign | CaptureLead | RecordActivity, Field(discriminator="kind")]

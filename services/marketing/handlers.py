@@ -6,8 +6,6 @@ from typing import Any
 
 from schemas.envelope import CloudEvent
 from schemas.events import DealClosed
-from services.runtime.errors import NotFound
-
 from services.marketing import metrics
 from services.marketing.app import campaigns, leads, rules, runtime
 from services.marketing.commands import CaptureLead, CreateCampaign, RecordActivity
@@ -15,6 +13,7 @@ from services.marketing.domain import leads as lead_flow
 from services.marketing.domain.activities import Activity
 from services.marketing.domain.campaigns import Campaign
 from services.marketing.domain.leads import Change, Lead, LeadStatus
+from services.runtime.errors import NotFound
 
 
 def now() -> datetime:
@@ -25,9 +24,7 @@ async def create_campaign(command: CreateCampaign) -> Campaign:
     existing = campaigns.get(command.campaign_id)
     if existing is not None:
         return existing  # a redelivered command
-    campaign = Campaign(
-        **command.model_dump(exclude={"command_id", "kind"}), created_at=now()
-    )
+    campaign = Campaign(**command.model_dump(exclude={"command_id", "kind"}), created_at=now())
     campaigns[campaign.campaign_id] = campaign
     return campaign
 
@@ -35,16 +32,12 @@ async def create_campaign(command: CreateCampaign) -> Campaign:
 async def capture_lead(command: CaptureLead) -> Change:
     data = command.capture
     campaign = campaigns.get(data.campaign_id) if data.campaign_id else None
-    change = lead_flow.capture(
-        leads.get(command.lead_id), command.lead_id, data, campaign, rules, now()
-    )
+    change = lead_flow.capture(leads.get(command.lead_id), command.lead_id, data, campaign, rules, now())
     await _apply(change)
     if change.duplicate:
         metrics.DUPLICATES.labels(channel=data.channel).inc()
     else:
-        metrics.LEADS_CAPTURED.labels(
-            channel=data.channel, campaign_id=data.campaign_id or "none"
-        ).inc()
+        metrics.LEADS_CAPTURED.labels(channel=data.channel, campaign_id=data.campaign_id or "none").inc()
     return change
 
 
@@ -99,6 +92,4 @@ async def on_deal_closed(event: CloudEvent[DealClosed]) -> None:
     closed = lead_flow.close_loop(lead, deal)
     if closed is not lead:
         leads[closed.lead_id] = closed
-        metrics.DEAL_OUTCOMES.labels(
-            outcome=deal.outcome, lost_reason=deal.lost_reason or "none"
-        ).inc()
+        metrics.DEAL_OUTCOMES.labels(outcome=deal.outcome, lost_reason=deal.lost_reason or "none").inc()

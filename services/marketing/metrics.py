@@ -15,9 +15,7 @@ DUPLICATES = Counter(
 QUALIFIED = Counter(
     "leadflow_marketing_leads_qualified", "Leads qualified and handed to sales.", ["campaign_id"]
 )
-DISQUALIFIED = Counter(
-    "leadflow_marketing_leads_disqualified", "Leads disqualified, by reason.", ["reason"]
-)
+DISQUALIFIED = Counter("leadflow_marketing_leads_disqualified", "Leads disqualified, by reason.", ["reason"])
 SCORE = Histogram(
     "leadflow_marketing_lead_score",
     "Lead scores at each assessment.",

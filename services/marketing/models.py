@@ -5,7 +5,6 @@ from datetime import date
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from schemas.events import Channel, Company, Intent, ScoreReason
-
 from services.marketing.domain.activities import ActivityType
 from services.marketing.domain.campaigns import Budget, Target
 from services.marketing.domain.leads import LeadStatus

@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-from services.runtime.settings import ServiceSettings
-
 from services.marketing.domain.rules import DEFAULT_RULES_FILE
+from services.runtime.settings import ServiceSettings
 
 
 class MarketingSettings(ServiceSettings):

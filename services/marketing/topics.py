@@ -1,7 +1,6 @@
 """What marketing reads and writes on Kafka."""
 
 from schemas import topics
-
 from services.marketing.app import runtime
 from services.marketing.commands import MarketingCommand
 

@@ -1,14 +1,11 @@
 """Marketing's HTTP API: validate, route to the key's owner, send a command, answer."""
 
-import asyncio
 from typing import Any
 from uuid import uuid4
 
 from fastapi import APIRouter, Request, status
 
 from schemas.events import Contact
-from services.runtime.errors import NotFound
-
 from services.marketing.app import campaigns, leads, runtime, settings
 from services.marketing.commands import CaptureLead, CreateCampaign, RecordActivity
 from services.marketing.domain.campaigns import Campaign
@@ -23,22 +20,24 @@ from services.marketing.models import (
     LeadView,
 )
 from services.marketing.topics import commands
+from services.runtime.errors import NotFound
 
 router = APIRouter(tags=["marketing"])
 cluster = runtime.cluster
 
 
+# Campaign commands share one key: the worker owning its partition creates every
+# campaign, in turn. Campaigns are few; leads are what is spread over workers.
+CAMPAIGNS_KEY = "campaigns"
+
+
 @router.post("/campaigns", status_code=status.HTTP_201_CREATED)
-async def create_campaign(body: CampaignRequest) -> Campaign:
+async def create_campaign(body: CampaignRequest, request: Request) -> Campaign:
+    await cluster.ensure_local(request, leads, CAMPAIGNS_KEY)
     campaign_id = str(uuid4())
     campaign: Campaign = await commands.ask(
-        campaign_id, CreateCampaign(campaign_id=campaign_id, **body.model_dump())
+        CAMPAIGNS_KEY, CreateCampaign(campaign_id=campaign_id, **body.model_dump())
     )
-    # Campaigns are a global table: wait until this worker sees it too, so a
-    # client's next request here finds it.
-    async with asyncio.timeout(settings.command_timeout_seconds):
-        while campaign_id not in campaigns:
-            await asyncio.sleep(0.02)
     return campaign
 
 
@@ -89,7 +88,9 @@ async def get_lead(lead_id: str, request: Request) -> LeadView:
 
 
 @router.get("/leads")
-async def list_leads(request: Request, status: str | None = None, campaign_id: str | None = None) -> dict[str, Any]:
+async def list_leads(
+    request: Request, status: str | None = None, campaign_id: str | None = None
+) -> dict[str, Any]:
     mine = [
         LeadView.model_validate(lead.model_dump()).model_dump(mode="json")
         for _, lead in cluster.local_items(leads)

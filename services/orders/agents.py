@@ -3,11 +3,10 @@
 from typing import Any
 
 from schemas.events import DealClosed
-from services.runtime.events import consume
-
 from services.orders import handlers
 from services.orders.app import app, runtime
 from services.orders.topics import commands, deal_closed
+from services.runtime.events import consume
 
 
 @app.agent(deal_closed)

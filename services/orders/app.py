@@ -1,10 +1,9 @@
 """The orders worker: its Faust app, web API and tables."""
 
-from services.runtime.service import ServiceRuntime
-from services.runtime.tables import ModelTable
-
 from services.orders.domain.orders import Order
 from services.orders.settings import OrdersSettings
+from services.runtime.service import ServiceRuntime
+from services.runtime.tables import ModelTable
 
 settings = OrdersSettings()
 

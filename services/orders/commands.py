@@ -2,9 +2,8 @@
 
 from typing import Literal
 
-from services.runtime.commands import Command
-
 from services.orders.domain.orders import OrderStatus
+from services.runtime.commands import Command
 
 
 class ChangeStatus(Command):

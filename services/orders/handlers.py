@@ -5,13 +5,12 @@ from typing import Any
 
 from schemas.envelope import CloudEvent
 from schemas.events import DealClosed, Outcome
-from services.runtime.errors import NotFound
-
 from services.orders import metrics
 from services.orders.app import orders, runtime
 from services.orders.commands import ChangeStatus
 from services.orders.domain import orders as lifecycle
 from services.orders.domain.orders import Order
+from services.runtime.errors import NotFound
 
 
 def now() -> datetime:

@@ -1,7 +1,6 @@
 """What orders reads and writes on Kafka."""
 
 from schemas import topics
-
 from services.orders.app import runtime
 from services.orders.commands import OrdersCommand
 

@@ -4,13 +4,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from services.runtime.errors import NotFound
-
 from services.orders.app import orders, runtime
 from services.orders.commands import ChangeStatus
 from services.orders.domain.orders import Order, OrderStatus, lead_id_of
 from services.orders.models import StatusRequest
 from services.orders.topics import commands
+from services.runtime.errors import NotFound
 
 router = APIRouter(tags=["orders"])
 cluster = runtime.cluster

@@ -94,9 +94,7 @@ class Cluster:
         if request.headers.get(LOCAL_ONLY):
             return []
         peers = self.peers(table)
-        answers = await asyncio.gather(
-            *(self._send(request, peer, {LOCAL_ONLY: "1"}) for peer in peers)
-        )
+        answers = await asyncio.gather(*(self._send(request, peer, {LOCAL_ONLY: "1"}) for peer in peers))
         items: list[dict[str, Any]] = []
         for peer, answer in zip(peers, answers, strict=True):
             if answer.status_code != 200:

@@ -74,9 +74,7 @@ class Commands(Generic[C]):
         finally:
             self._waiting.pop(command.command_id, None)
 
-    async def serve(
-        self, stream: StreamT[bytes], handle: Callable[[C], Awaitable[Any]]
-    ) -> None:
+    async def serve(self, stream: StreamT[bytes], handle: Callable[[C], Awaitable[Any]]) -> None:
         """Apply each command of `stream` with `handle` and settle its waiting caller."""
         async for event in stream.events():
             try:
@@ -88,16 +86,14 @@ class Commands(Generic[C]):
                 outcome = await handle(command)
             except DomainError as refused:
                 self._settle(command.command_id, error=refused)
-            except Exception as failed:  # noqa: BLE001 - nothing may stop the worker
+            except Exception as failed:
                 log.exception("command failed", extra={"command": command.command_id})
                 await self._dead_letters.send(event.message, failed)
                 self._settle(command.command_id, error=failed)
             else:
                 self._settle(command.command_id, outcome=outcome)
 
-    def _settle(
-        self, command_id: str, *, outcome: Any = None, error: BaseException | None = None
-    ) -> None:
+    def _settle(self, command_id: str, *, outcome: Any = None, error: BaseException | None = None) -> None:
         # No one waits when the command was sent by a worker that has since lost the partition.
         future = self._waiting.get(command_id)
         if future is None or future.done():

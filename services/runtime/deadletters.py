@@ -7,10 +7,10 @@ came from, so it can be inspected and replayed. A dead letter never stops a work
 import logging
 import traceback
 from datetime import UTC, datetime
+from typing import Any
 
 import faust
-from faust.types import TopicT
-from faust.types import Message
+from faust.types import Message, TopicT
 from prometheus_client import Counter
 
 from schemas.topics import dead_letter_topic
@@ -68,16 +68,16 @@ class DeadLetters:
             },
         )
         # Awaited to the broker: the origin offset may be committed right after.
-        await self.topic_for(message.topic).send_and_wait(
+        await self.topic_for(message.topic).send_and_wait(  # type: ignore[attr-defined]
             key=message.key, value=message.value, headers=headers
         )
         DEAD_LETTERS.labels(topic=message.topic, error_type=type(error).__name__).inc()
 
 
 def _original_headers(message: Message) -> list[tuple[str, bytes]]:
-    headers = message.headers or []
+    headers: Any = message.headers or []
     items = headers.items() if isinstance(headers, dict) else headers
-    return [(k, v) for k, v in items if not k.startswith("dlq.")]
+    return [(str(k), bytes(v)) for k, v in items if not str(k).startswith("dlq.")]
 
 
 def _describe(error: BaseException) -> str:

@@ -68,6 +68,6 @@ async def consume(
             await handle(cloud_event)
         except (ValidationError, ValueError, DomainError) as refused:
             await dead_letters.send(message, refused)
-        except Exception as failed:  # noqa: BLE001 - nothing may stop the worker
+        except Exception as failed:
             log.exception("event handler failed", extra={"topic": message.topic})
             await dead_letters.send(message, failed)

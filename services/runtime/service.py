@@ -13,12 +13,12 @@ import time
 from typing import Any
 
 import faust
-from faust.types import TopicT
-from faust.types.auth import CredentialsT
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from faust.contrib.asgi import serve_asgi
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.types import TopicT
+from faust.types.auth import CredentialsT
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from schemas.topics import dead_letter_topic
@@ -152,7 +152,7 @@ class ServiceRuntime:
             "partitions_assigned": app.consumer is not None
             and not app.rebalancing
             and app.assignor.assigned_actives() is not None,
-            "tables_recovered": app.tables.recovery.completed.is_set(),
+            "tables_recovered": app.tables.recovery.completed.is_set(),  # type: ignore[attr-defined]
         }
 
     async def _kafka_connected(self) -> bool:
@@ -173,9 +173,7 @@ class ServiceRuntime:
         """`worker` (default) runs the service; `topics` only creates its topics."""
         args = sys.argv[1:] if argv is None else argv
         command = args[0] if args else "worker"
-        logging.config.dictConfig(
-            logging_config(self.settings.log_level, self.settings.log_format)
-        )
+        logging.config.dictConfig(logging_config(self.settings.log_level, self.settings.log_format))
         if command == "topics" or self.settings.create_topics:
             ensure_topics(self.settings, self.topic_specs())
         if command == "topics":

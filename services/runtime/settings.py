@@ -15,14 +15,15 @@ class ServiceSettings(BaseSettings):
 
     service: str
     web_port: int
+    # Overrides the Faust app id (consumer group, internal topic prefix); lets a
+    # second, independent deployment of a service share a cluster.
+    app_id_override: str | None = Field(default=None, alias="LEADFLOW_APP_ID")
     web_host: str = "127.0.0.1"
     # The URL other workers of this service use to reach this one (forwarded requests).
     advertised_url: str | None = None
 
     kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
@@ -51,7 +52,7 @@ class ServiceSettings(BaseSettings):
     @property
     def app_id(self) -> str:
         """Faust app id: the consumer group and the prefix of internal topics."""
-        return f"leadflow-{self.service}"
+        return self.app_id_override or f"leadflow-{self.service}"
 
     @property
     def source(self) -> str:

@@ -29,9 +29,7 @@ class ModelTable(Generic[M]):
         self.model = model
         # Keys are raw bytes on the changelog, as on the event topics, so a key
         # hashes to the same partition number everywhere (see cluster.Cluster).
-        self.table: TableT[bytes, Any] = kind(
-            name, key_type=bytes, default=None, help=help
-        )
+        self.table: TableT[bytes, Any] = kind(name, key_type=bytes, default=None, help=help)
 
     @property
     def name(self) -> str:

@@ -40,9 +40,7 @@ def admin_client(settings: ServiceSettings) -> KafkaAdminClient:
             "sasl_mechanism": settings.kafka_sasl_mechanism,
             "sasl_plain_username": settings.kafka_sasl_username,
             "sasl_plain_password": (
-                settings.kafka_sasl_password.get_secret_value()
-                if settings.kafka_sasl_password
-                else None
+                settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
             ),
         }
     if settings.kafka_ssl_cafile:

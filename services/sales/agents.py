@@ -4,7 +4,6 @@ from typing import Any
 
 from schemas.events import LeadQualified
 from services.runtime.events import consume
-
 from services.sales import handlers
 from services.sales.app import app, runtime
 from services.sales.topics import commands, lead_qualified

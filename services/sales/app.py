@@ -2,7 +2,6 @@
 
 from services.runtime.service import ServiceRuntime
 from services.runtime.tables import ModelTable
-
 from services.sales.domain.catalog import Catalog
 from services.sales.domain.deals import Deal
 from services.sales.settings import SalesSettings

@@ -6,7 +6,6 @@ from pydantic import Field
 
 from schemas.events import LostReason, Outcome
 from services.runtime.commands import Command
-
 from services.sales.domain.catalog import OrderedLine
 from services.sales.domain.deals import Stage
 

@@ -7,7 +7,6 @@ from typing import Any
 from schemas.envelope import CloudEvent
 from schemas.events import LeadQualified
 from services.runtime.errors import NotFound
-
 from services.sales import metrics
 from services.sales.app import catalog, deals, runtime
 from services.sales.commands import CloseDeal, MoveStage, RecordObjection

@@ -3,7 +3,6 @@
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import LostReason, Outcome
-
 from services.sales.domain.catalog import OrderedLine
 from services.sales.domain.deals import Stage
 

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from services.runtime.settings import ServiceSettings
-
 from services.sales.domain.catalog import DEFAULT_CATALOG_FILE
 
 

@@ -1,7 +1,6 @@
 """What sales reads and writes on Kafka."""
 
 from schemas import topics
-
 from services.sales.app import runtime
 from services.sales.commands import SalesCommand
 

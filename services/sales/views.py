@@ -5,7 +5,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from services.runtime.errors import NotFound
-
 from services.sales.app import catalog, deals, runtime
 from services.sales.commands import CloseDeal, MoveStage, RecordObjection
 from services.sales.domain.deals import Deal, Stage, lead_id_of

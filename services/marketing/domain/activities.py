@@ -30,7 +30,7 @@ class Activity(BaseModel):
 
 def decayed(points: int, age_days: float, half_life_days: float) -> float:
     """Points of an activity `age_days` old: halved every `half_life_days`."""
-    return points * 0.5 ** (max(age_days, 0.0) / half_life_days)
+    return float(points * 0.5 ** (max(age_days, 0.0) / half_life_days))
 
 
 def age_in_days(then: datetime, now: datetime) -> float:

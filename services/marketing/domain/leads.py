@@ -18,12 +18,11 @@ from schemas.events import (
     Outcome,
     ScoreReason,
 )
-from services.runtime.errors import Conflict, Unprocessable
-
 from services.marketing.domain.activities import Activity, ActivityType
 from services.marketing.domain.campaigns import Campaign
 from services.marketing.domain.qualification import Assessment, Prospect, Verdict, assess
 from services.marketing.domain.rules import RuleSet
+from services.runtime.errors import Conflict, Unprocessable
 
 # Old activities have decayed to nothing; keep a lead's history bounded.
 MAX_ACTIVITIES = 200
@@ -151,7 +150,9 @@ def record_activity(
     return _engage(lead, activity, campaign, rules, now)
 
 
-def _engage(lead: Lead, activity: Activity, campaign: Campaign | None, rules: RuleSet, now: datetime) -> Change:
+def _engage(
+    lead: Lead, activity: Activity, campaign: Campaign | None, rules: RuleSet, now: datetime
+) -> Change:
     activities = [*lead.activities, activity][-MAX_ACTIVITIES:]
     updates: dict[str, object] = {"activities": activities, "updated_at": now}
     if activity.type is ActivityType.UNSUBSCRIBE:

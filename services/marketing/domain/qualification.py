@@ -6,7 +6,6 @@ from datetime import datetime
 from enum import StrEnum
 
 from schemas.events import Company, Contact, Intent, ScoreReason
-
 from services.marketing.domain.activities import Activity, ActivityType, age_in_days, decayed
 from services.marketing.domain.campaigns import Campaign
 from services.marketing.domain.identity import email_domain
@@ -63,21 +62,35 @@ def fit_reasons(prospect: Prospect, rules: RuleSet) -> list[ScoreReason]:
     reasons = []
     industry = (company.industry or "").lower()
     if target and target.industries and industry in {i.lower() for i in target.industries}:
-        reasons.append(ScoreReason(rule="fit.target_industry", points=fit.target_industry_points, detail=industry))
+        reasons.append(
+            ScoreReason(rule="fit.target_industry", points=fit.target_industry_points, detail=industry)
+        )
     elif industry and industry in fit.industries:
         reasons.append(ScoreReason(rule="fit.industry", points=fit.industry_points, detail=industry))
     if target and target.countries and company.country in target.countries:
-        reasons.append(ScoreReason(rule="fit.target_country", points=fit.target_country_points, detail=company.country or ""))
+        reasons.append(
+            ScoreReason(
+                rule="fit.target_country", points=fit.target_country_points, detail=company.country or ""
+            )
+        )
     if company.size is not None:
         if target and target.company_size and target.company_size.contains(company.size):
-            reasons.append(ScoreReason(rule="fit.target_size", points=fit.target_size_points, detail=str(company.size)))
+            reasons.append(
+                ScoreReason(rule="fit.target_size", points=fit.target_size_points, detail=str(company.size))
+            )
         band = next((b for b in fit.company_size if b.contains(company.size)), None)
         if band is not None and band.points:
             reasons.append(ScoreReason(rule="fit.company_size", points=band.points, detail=str(company.size)))
     title = (prospect.contact.title or "").lower()
     for rule in fit.titles:
         if any(keyword in title for keyword in rule.keywords):
-            reasons.append(ScoreReason(rule=f"fit.title.{rule.seniority}", points=rule.points, detail=prospect.contact.title or ""))
+            reasons.append(
+                ScoreReason(
+                    rule=f"fit.title.{rule.seniority}",
+                    points=rule.points,
+                    detail=prospect.contact.title or "",
+                )
+            )
             break
     return [r for r in reasons if r.points]
 

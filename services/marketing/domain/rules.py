@@ -10,7 +10,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.events import Intent
-
 from services.marketing.domain.activities import ActivityType
 
 

@@ -78,8 +78,7 @@ def order_from_deal(deal: DealClosed, now: datetime) -> tuple[Order, OrderCreate
     total = sum((line.line_total for line in lines), Decimal("0"))
     if total != deal.amount:
         raise TotalMismatch(
-            f"deal {deal.deal_id} says amount {deal.amount} {deal.currency} "
-            f"but its lines add up to {total}"
+            f"deal {deal.deal_id} says amount {deal.amount} {deal.currency} but its lines add up to {total}"
         )
     order = Order(
         order_id=order_id_for(deal.lead_id),

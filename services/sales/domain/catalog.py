@@ -61,7 +61,9 @@ def price(lines: list[OrderedLine], catalog: Catalog) -> tuple[list[DealLine], D
         if not product.active:
             raise Unprocessable(f"sku {line.sku!r} is no longer sold", field=f"lines.{index}.sku")
         priced.append(
-            DealLine(sku=product.sku, name=product.name, quantity=line.quantity, unit_price=product.unit_price)
+            DealLine(
+                sku=product.sku, name=product.name, quantity=line.quantity, unit_price=product.unit_price
+            )
         )
     return priced, sum((line.unit_price * line.quantity for line in priced), Decimal("0"))
 

@@ -20,7 +20,6 @@ from schemas.events import (
 )
 from schemas.money import Amount, Currency
 from services.runtime.errors import Conflict, Unprocessable
-
 from services.sales.domain.catalog import Catalog, OrderedLine, price
 
 DEAL_ID_PREFIX = "deal-"

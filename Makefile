@@ -1,0 +1,56 @@
+# Leadflow. `make up` runs the whole system on a local broker; `make test` runs every test.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+TOOLS := .cache/tools
+UV := $(TOOLS)/bin/uv
+PY := .venv/bin/python
+export UV_CACHE_DIR := $(CURDIR)/.cache/uv
+export UV_PYTHON_DOWNLOADS := never
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --quiet
+	touch $@
+
+venv: .venv/.synced ## create the virtual environment from uv.lock
+
+broker: ## start the local Kafka broker (fetches its jars on first use)
+	deploy/local/kafka.sh start
+
+up: venv broker ## run the three services on the local broker and show a scenario
+	$(PY) deploy/local/up.py
+
+down: ## stop leftover services and the local broker
+	-$(PY) deploy/local/up.py --stop 2>/dev/null
+	deploy/local/kafka.sh stop
+
+schemas: venv ## regenerate the committed JSON Schemas from the pydantic models
+	$(PY) -m schemas.generate
+
+lint: venv ## ruff, mypy, import contracts, generated files up to date
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+	$(PY) -m schemas.generate --check
+
+test: venv lint ## every test: unit, agent, integration and end-to-end on a real broker
+	.venv/bin/pytest
+
+unit: venv ## the fast tests only (no broker)
+	.venv/bin/pytest -m "not broker"
+
+format: venv ## apply ruff's formatting and fixes
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+.PHONY: help venv broker up down schemas lint test unit format

@@ -1,0 +1,105 @@
+"""The whole path through the three running services and the real broker."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+
+from tests.system import Worker, eventually, read_topic, unique_email
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "json"
+
+
+def capture(marketing: Worker, email: str, **overrides: object) -> dict[str, Any]:
+    body = {
+        "channel": "web",
+        "campaign_id": None,
+        "contact": {"email": email, "name": "Ana Ruiz", "title": "CTO", "phone": "+49 30 1234"},
+        "company": {"name": "Acme", "industry": "software", "size": 120, "country": "DE"},
+        "consent": True,
+        "intent": "demo_request",
+        **overrides,
+    }
+    response = httpx.post(f"{marketing.url}/leads", json=body, timeout=20)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def deal_of(sales: Worker, lead_id: str) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        items = httpx.get(f"{sales.url}/deals", params={"lead_id": lead_id}, timeout=10).json()["items"]
+        return items[0] if items else None
+
+    return eventually(find)
+
+
+def test_a_hand_raiser_becomes_an_order(system: dict[str, Worker]) -> None:
+    marketing, sales, orders = system["marketing"], system["sales"], system["orders"]
+    accepted = capture(marketing, unique_email("ana"))
+    assert accepted["status"] == "qualified"
+    assert accepted["duplicate"] is False
+    lead_id = accepted["lead_id"]
+
+    deal = deal_of(sales, lead_id)
+    assert deal["stage"] == "prospecting"
+    closed = httpx.post(
+        f"{sales.url}/deals/{deal['deal_id']}/close",
+        json={
+            "outcome": "won",
+            "lines": [{"sku": "LF-CORE", "quantity": 1}, {"sku": "LF-SEAT", "quantity": 5}],
+        },
+        timeout=20,
+    )
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["amount"] == "14400.00"
+
+    def order() -> dict[str, Any] | None:
+        items = httpx.get(f"{orders.url}/orders", params={"deal_id": deal["deal_id"]}, timeout=10).json()
+        return items["items"][0] if items["items"] else None
+
+    made = eventually(order)
+    assert made["lead_id"] == lead_id
+    assert made["total"] == "14400.00"
+    assert made["currency"] == "EUR"
+    assert made["status"] == "created"
+    # The outcome flows back to marketing.
+    eventually(lambda: httpx.get(f"{marketing.url}/leads/{lead_id}", timeout=10).json()["status"] == "won")
+
+
+def test_a_lost_deal_makes_no_order(system: dict[str, Worker]) -> None:
+    marketing, sales, orders = system["marketing"], system["sales"], system["orders"]
+    lead_id = capture(marketing, unique_email("lost"), intent="contact_sales")["lead_id"]
+    deal = deal_of(sales, lead_id)
+    lost = httpx.post(
+        f"{sales.url}/deals/{deal['deal_id']}/close",
+        json={"outcome": "lost", "lost_reason": "not_a_real_lead"},
+        timeout=20,
+    )
+    assert lost.status_code == 200, lost.text
+    eventually(
+        lambda: httpx.get(f"{marketing.url}/leads/{lead_id}", timeout=10).json()["status"] == "recycled"
+    )
+    # Orders has seen the deal.closed by the time marketing has (same partition,
+    # both consume it), so no order now means none will come.
+    eventually(lambda: any(r.key == lead_id for r in read_topic("deal.closed")))
+    assert httpx.get(f"{orders.url}/orders", params={"deal_id": deal["deal_id"]}, timeout=10).json() == {
+        "items": []
+    }
+
+
+@pytest.mark.parametrize("topic", ["lead.created", "lead.qualified", "deal.closed", "order.created"])
+def test_every_record_is_a_cloudevent_keyed_by_lead_that_fits_its_schema(
+    system: dict[str, Worker], topic: str
+) -> None:
+    # Runs after the scenarios above in this module, which put records on every topic.
+    records = eventually(lambda: read_topic(topic))
+    schema = json.loads((SCHEMAS / topic / "v1.json").read_text())
+    for record in records:
+        assert record.headers["content-type"] == b"application/cloudevents+json"
+        jsonschema.validate(record.value, schema, format_checker=jsonschema.FormatChecker())
+        assert record.value["type"] == topic
+        assert record.key == record.value["subject"]
+        assert record.key == record.value["data"]["lead_id"]
