@@ -21,7 +21,7 @@ class Sent:
         self.dead_letters: list[tuple[Message, BaseException]] = []
 
     def of_type(self, event_type: str) -> list[EventData]:
-        return [data for _, data in self.events if data.TYPE == event_type]
+        return [data for _, data in self.events if event_type == data.TYPE]
 
 
 @pytest.fixture
