@@ -73,6 +73,7 @@ class ServiceRuntime:
         self.commands: Commands[Any] | None = None
         self._consumed: list[str] = []
         self._published: list[str] = []
+        self._internal: list[str] = []
         self._kafka_checked: tuple[float, bool] = (0.0, False)
         self.api = FastAPI(title=title, description=description, version="1")
         self._install_web()
@@ -88,6 +89,13 @@ class ServiceRuntime:
     def publishes(self, *names: str) -> None:
         self._published.extend(names)
 
+    def internal_topic(self, suffix: str) -> TopicT:
+        """A topic of this service's own (`<app id>-<suffix>`), e.g. to re-key a
+        stream; created with the others, its DLQ included."""
+        name = f"{self.settings.app_id}-{suffix}"
+        self._internal.append(name)
+        return event_topic(self.app, name)
+
     def command_channel(self, model: Any) -> Commands[Any]:
         self.commands = Commands(
             self.app,
@@ -99,8 +107,8 @@ class ServiceRuntime:
         return self.commands
 
     def topic_specs(self) -> list[TopicSpec]:
-        names = [*self._published, *self._consumed]
-        names += [dead_letter_topic(n) for n in self._consumed]
+        names = [*self._published, *self._consumed, *self._internal]
+        names += [dead_letter_topic(n) for n in [*self._consumed, *self._internal]]
         if self.commands is not None:
             command_topic = self.commands.topic.get_topic_name()
             names += [command_topic, dead_letter_topic(command_topic)]
