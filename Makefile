@@ -26,7 +26,7 @@ venv: .venv/.synced ## create the virtual environment from uv.lock
 broker: ## start the local Kafka broker (fetches its jars on first use)
 	deploy/local/kafka.sh start
 
-up: venv broker ## run the three services on the local broker and show a scenario
+up: venv ## run the three services on the local broker and show a scenario
 	$(PY) deploy/local/up.py
 
 down: ## stop leftover services and the local broker

@@ -86,8 +86,9 @@ start() {
   format
   say "starting Apache Kafka $version on $host:$port"
   # shellcheck disable=SC2046
-  nohup java $(java_opts) -cp "$libs/*" kafka.Kafka "$home/server.properties" \
-    >"$logs/stdout.log" 2>&1 &
+  # Its own session: a Ctrl-C meant for `make up` must not hit the broker first.
+  setsid nohup java $(java_opts) -cp "$libs/*" kafka.Kafka "$home/server.properties" \
+    >"$logs/stdout.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   wait_ready
 }

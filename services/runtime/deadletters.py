@@ -67,10 +67,11 @@ class DeadLetters:
                 "error": reason,
             },
         )
-        # Awaited to the broker: the origin offset may be committed right after.
-        await self.topic_for(message.topic).send_and_wait(  # type: ignore[attr-defined]
+        # Awaited until the broker has it: the origin offset may be committed right after.
+        delivery = await self.topic_for(message.topic).send(
             key=message.key, value=message.value, headers=headers
         )
+        await delivery
         DEAD_LETTERS.labels(topic=message.topic, error_type=type(error).__name__).inc()
 
 

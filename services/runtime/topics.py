@@ -82,7 +82,7 @@ def ensure_topics(settings: ServiceSettings, specs: list[TopicSpec]) -> list[str
                 count = len(described["partitions"])
                 if count != settings.topic_partitions:
                     raise PartitionMismatch(
-                        f"topic {described['topic']} has {count} partitions, "
+                        f"topic {described['name']} has {count} partitions, "
                         f"configured: {settings.topic_partitions}"
                     )
         if created:

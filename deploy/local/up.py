@@ -1,0 +1,298 @@
+"""`make up`: the whole system on the local broker, shown working.
+
+Starts the broker (unless it runs already), the three services as worker
+processes, sends a small scenario through their HTTP APIs (a campaign's leads,
+some qualified, deals won and lost), prints the funnel and where everything is,
+then keeps running until Ctrl-C, when it stops the services and the broker it
+started. `up.py --stop` stops what an earlier run left behind.
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
+RUN_DIR = ROOT / ".cache" / "up"
+SERVICES = {"marketing": 8001, "sales": 8002, "orders": 8003}
+
+console = Console()
+
+
+def url(service: str) -> str:
+    return f"http://127.0.0.1:{SERVICES[service]}"
+
+
+def broker_running() -> bool:
+    return subprocess.run([KAFKA_SH, "status"], capture_output=True).returncode == 0
+
+
+def start_services() -> dict[str, subprocess.Popen[bytes]]:
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    processes = {}
+    for service, port in SERVICES.items():
+        log = (RUN_DIR / f"{service}.log").open("ab")
+        env = {**os.environ, "LEADFLOW_WEB_PORT": str(port), "LEADFLOW_DATA_DIR": str(RUN_DIR / "data")}
+        # Own sessions: Ctrl-C reaches this script only, which stops them in order.
+        processes[service] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        (RUN_DIR / f"{service}.pid").write_text(str(processes[service].pid))
+    return processes
+
+
+def wait_ready(processes: dict[str, subprocess.Popen[bytes]], timeout: float = 120) -> None:
+    pending = set(processes)
+    deadline = time.monotonic() + timeout
+    with console.status("waiting for the services to be ready") as status:
+        while pending:
+            for service in sorted(pending):
+                if processes[service].poll() is not None:
+                    raise SystemExit(f"{service} exited; see {RUN_DIR / (service + '.log')}")
+                try:
+                    if httpx.get(f"{url(service)}/readyz", timeout=2).status_code == 200:
+                        pending.discard(service)
+                        console.log(f"{service} ready on {url(service)}")
+                except httpx.HTTPError:
+                    pass
+            status.update(f"waiting for {', '.join(sorted(pending)) or 'nothing'}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"not ready within {timeout:.0f}s: {sorted(pending)}; see {RUN_DIR}")
+            time.sleep(0.3)
+
+
+def stop_services(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for service, process in processes.items():
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        (RUN_DIR / f"{service}.pid").unlink(missing_ok=True)
+
+
+def stop_leftovers() -> None:
+    for service in SERVICES:
+        pidfile = RUN_DIR / f"{service}.pid"
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGTERM)
+                console.log(f"stopped {service}")
+            except (ProcessLookupError, ValueError):
+                pass
+            pidfile.unlink()
+
+
+def eventually(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise SystemExit(f"scenario: {what} did not happen within {timeout:.0f}s")
+
+
+def post(client: httpx.Client, service: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(f"{url(service)}{path}", json=body)
+    if response.status_code >= 400:
+        raise SystemExit(f"scenario: POST {path} answered {response.status_code}: {response.text}")
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def lead(email: str, name: str, title: str, company: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "channel": "event",
+        "contact": {"email": email, "name": name, "title": title},
+        "company": company,
+        "consent": True,
+        **extra,
+    }
+
+
+def scenario(client: httpx.Client, run: str) -> str:
+    """An exhibition campaign's leads through the funnel; returns the campaign id."""
+    campaign = post(
+        client,
+        "marketing",
+        "/campaigns",
+        {
+            "name": f"Logistics Expo ({run})",
+            "channel": "event",
+            "budget": {"amount": "12000.00", "currency": "EUR"},
+            "starts_on": "2026-11-01",
+            "ends_on": "2026-12-31",
+            "target": {"industries": ["logistics", "software"], "countries": ["DE", "FR", "NL"]},
+        },
+    )
+    cid = campaign["campaign_id"]
+    acme = {"name": "Acme Freight", "industry": "logistics", "size": 800, "country": "DE"}
+    globex = {"name": "Globex", "industry": "software", "size": 220, "country": "FR"}
+    initech = {"name": "Initech", "industry": "software", "size": 45, "country": "NL"}
+    umbrella = {"name": "Umbrella", "industry": "retail", "size": 30, "country": "US"}
+    captures = [
+        lead(f"ana.ruiz.{run}@acme-freight.de", "Ana Ruiz", "CTO", acme, intent="demo_request"),
+        lead(
+            f"ben.okafor.{run}@globex.fr", "Ben Okafor", "Head of Sales Ops", globex, intent="contact_sales"
+        ),
+        lead(f"chloe.martin.{run}@initech.nl", "Chloe Martin", "Operations Manager", initech),
+        lead(f"dan.wu.{run}@umbrella.com", "Dan Wu", "Analyst", umbrella),
+        lead(f"eve.{run}@gmail.com", "Eve", "Founder", umbrella, intent="demo_request"),
+        lead(
+            f"femi.adeyemi.{run}@acme-freight.de", "Femi Adeyemi", "VP Logistics", acme, intent="demo_request"
+        ),
+        # The same person again, from the web: engagement, not a second lead.
+        {**lead(f"Ana.Ruiz.{run}@acme-freight.de", "Ana Ruiz", "CTO", acme), "channel": "web"},
+    ]
+    leads = [post(client, "marketing", "/leads", {**c, "campaign_id": cid}) for c in captures]
+    # Chloe engages until fit plus engagement reaches the threshold.
+    chloe = leads[2]["lead_id"]
+    for activity in ("webinar_attended", "content_download", "pricing_page_view", "demo_request"):
+        post(client, "marketing", f"/leads/{chloe}/activities", {"type": activity})
+
+    qualified = [
+        lead["lead_id"] for lead in leads[:-1] if lead_status(client, lead["lead_id"]) == "qualified"
+    ]
+    deals = {lid: deal_of(client, lid) for lid in qualified}
+    outcomes = [
+        ("won", [{"sku": "LF-CORE", "quantity": 1}, {"sku": "LF-SEAT", "quantity": 20}]),
+        ("won", [{"sku": "LF-CORE", "quantity": 1}, {"sku": "LF-ONBOARD", "quantity": 1}]),
+        ("lost", "no_budget"),
+        ("lost", "not_a_real_lead"),
+    ]
+    for (lead_id, deal), (outcome, detail) in zip(deals.items(), outcomes, strict=False):
+        for stage in ("qualifying", "presenting"):
+            post(client, "sales", f"/deals/{deal['deal_id']}/stage", {"stage": stage})
+        body: dict[str, Any] = {"outcome": outcome}
+        body |= {"lines": detail} if outcome == "won" else {"lost_reason": detail}
+        post(client, "sales", f"/deals/{deal['deal_id']}/close", body)
+        if outcome == "won":
+            eventually(partial(orders_of, client, deal["deal_id"]), f"an order for {lead_id}")
+        # Sales' verdict flows back to marketing.
+        eventually(partial(closed_in_marketing, client, lead_id), f"{lead_id} closed in marketing")
+    return cid
+
+
+def closed_in_marketing(client: httpx.Client, lead_id: str) -> bool:
+    return lead_status(client, lead_id) != "qualified"
+
+
+def lead_status(client: httpx.Client, lead_id: str) -> str:
+    status: str = client.get(f"{url('marketing')}/leads/{lead_id}").json()["status"]
+    return status
+
+
+def deal_of(client: httpx.Client, lead_id: str) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        items = client.get(f"{url('sales')}/deals", params={"lead_id": lead_id}).json()["items"]
+        return items[0] if items else None
+
+    found: dict[str, Any] = eventually(find, f"a deal for lead {lead_id}")
+    return found
+
+
+def orders_of(client: httpx.Client, deal_id: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = client.get(f"{url('orders')}/orders", params={"deal_id": deal_id}).json()[
+        "items"
+    ]
+    return items
+
+
+def show_funnel(client: httpx.Client, campaign_id: str) -> None:
+    leads = [
+        lead
+        for lead in client.get(f"{url('marketing')}/leads").json()["items"]
+        if lead["campaign_id"] == campaign_id
+    ]
+    lead_ids = {lead["lead_id"] for lead in leads}
+    deals = [d for d in client.get(f"{url('sales')}/deals").json()["items"] if d["lead_id"] in lead_ids]
+    orders = [o for o in client.get(f"{url('orders')}/orders").json()["items"] if o["lead_id"] in lead_ids]
+    status = Counter(lead["status"] for lead in leads)
+    stages = Counter(d["stage"] for d in deals)
+    handed_over = sum(1 for lead in leads if lead["qualified_at"])
+
+    funnel = Table(title="Funnel for the scenario's campaign", show_lines=False)
+    funnel.add_column("step")
+    funnel.add_column("count", justify="right")
+    funnel.add_row("leads captured", str(len(leads)))
+    funnel.add_row("  duplicate captures (engagement)", str(sum(lead["captures"] - 1 for lead in leads)))
+    funnel.add_row("  nurturing", str(status["nurturing"]))
+    funnel.add_row("  disqualified", str(status["disqualified"]))
+    funnel.add_row("qualified, handed to sales", str(handed_over))
+    funnel.add_row("deals opened", str(len(deals)))
+    funnel.add_row("  won", str(stages["won"]))
+    funnel.add_row("  lost", str(stages["lost"]))
+    funnel.add_row("  recycled (not a real lead)", str(status["recycled"]))
+    funnel.add_row("orders", str(len(orders)))
+    funnel.add_row("order value", ", ".join(f"{o['total']} {o['currency']}" for o in orders) or "-")
+    console.print(funnel)
+
+    performance = client.get(f"{url('marketing')}/campaigns/{campaign_id}/performance")
+    if performance.status_code == 200:
+        console.print("campaign performance:", performance.json())
+
+
+def show_urls() -> None:
+    console.print("\n[bold]Where everything is[/bold]")
+    for service in SERVICES:
+        base = url(service)
+        console.print(
+            f"  {service:<10} API {base}  docs {base}/docs  metrics {base}/metrics  ready {base}/readyz",
+            soft_wrap=True,
+        )
+    console.print(f"  {'kafka':<10} 127.0.0.1:9092   logs {RUN_DIR}", soft_wrap=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--stop", action="store_true", help="stop services an earlier run left behind")
+    args = parser.parse_args()
+    if args.stop:
+        stop_leftovers()
+        return
+    stop_leftovers()
+    started_broker = not broker_running()
+    subprocess.run([KAFKA_SH, "start"], check=True)
+    processes = start_services()
+    try:
+        wait_ready(processes)
+        with httpx.Client(timeout=30) as client:
+            run = time.strftime("%H%M%S")
+            with console.status("running the scenario"):
+                campaign_id = scenario(client, run)
+            show_funnel(client, campaign_id)
+        show_urls()
+        console.print("[bold]Leadflow is up.[/bold] Ctrl-C stops the services and the broker.")
+        while all(p.poll() is None for p in processes.values()):
+            time.sleep(1)
+        console.print("[red]a service exited[/red]; see " + str(RUN_DIR))
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        stop_services(processes)
+        if started_broker:
+            subprocess.run([KAFKA_SH, "stop"], check=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Commands: an HTTP write's outcome comes back from the agent that applied it."""
+
+import asyncio
+from typing import Any, Literal
+
+import faust
+import pytest
+from faust.types import Message
+
+from services.runtime.commands import Command, Commands
+from services.runtime.errors import Conflict
+
+
+class Bump(Command):
+    kind: Literal["bump"] = "bump"
+    by: int
+
+
+class FakeDeadLetters:
+    def __init__(self) -> None:
+        self.sent: list[tuple[Message, BaseException]] = []
+
+    async def send(self, message: Message, error: BaseException) -> None:
+        self.sent.append((message, error))
+
+
+@pytest.fixture
+def channel() -> tuple[faust.App, Commands[Bump], FakeDeadLetters]:
+    app = faust.App("test-commands", store="memory://", value_serializer="raw", key_serializer="raw")
+    dead = FakeDeadLetters()
+    commands: Commands[Bump] = Commands(app, Bump, partitions=1, timeout=1, dead_letters=dead)  # type: ignore[arg-type]
+    app.finalize()
+    app.flow_control.resume()
+    return app, commands, dead
+
+
+async def handle(command: Bump) -> int:
+    if command.by < 0:
+        raise Conflict("cannot bump backwards", field="by")
+    if command.by == 0:
+        raise RuntimeError("boom")
+    return command.by * 2
+
+
+async def run(app: faust.App, commands: Commands[Bump], *values: bytes) -> None:
+    @app.agent(commands.topic)
+    async def apply(stream: Any) -> None:
+        await commands.serve(stream, handle)
+
+    async with apply.test_context() as agent:
+        for value in values:
+            await agent.put(key=b"k", value=value)
+
+
+def waiting(commands: Commands[Bump], command: Bump) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    commands._waiting[command.command_id] = future
+    return future
+
+
+async def test_the_handlers_outcome_settles_the_waiting_caller(channel: Any) -> None:
+    app, commands, dead = channel
+    command = Bump(by=21)
+    future = waiting(commands, command)
+    await run(app, commands, command.model_dump_json().encode())
+    assert future.result() == 42
+    assert dead.sent == []
+
+
+async def test_a_domain_refusal_reaches_the_caller_and_no_dead_letter_is_written(channel: Any) -> None:
+    app, commands, dead = channel
+    command = Bump(by=-1)
+    future = waiting(commands, command)
+    await run(app, commands, command.model_dump_json().encode())
+    with pytest.raises(Conflict, match="backwards"):
+        future.result()
+    assert dead.sent == []
+
+
+async def test_a_failing_handler_dead_letters_the_command_and_tells_the_caller(channel: Any) -> None:
+    app, commands, dead = channel
+    command = Bump(by=0)
+    future = waiting(commands, command)
+    await run(app, commands, command.model_dump_json().encode(), Bump(by=1).model_dump_json().encode())
+    with pytest.raises(RuntimeError, match="boom"):
+        future.result()
+    [(message, error)] = dead.sent
+    assert message.value == command.model_dump_json().encode()
+    assert str(error) == "boom"
+
+
+async def test_an_unreadable_command_is_dead_lettered_and_the_stream_goes_on(channel: Any) -> None:
+    app, commands, dead = channel
+    command = Bump(by=2)
+    future = waiting(commands, command)
+    await run(app, commands, b"not json", command.model_dump_json().encode())
+    assert future.result() == 4
+    [(message, _)] = dead.sent
+    assert message.value == b"not json"
