@@ -145,7 +145,7 @@ def scenario(client: httpx.Client, run: str) -> str:
             "target": {"industries": ["logistics", "software"], "countries": ["DE", "FR", "NL"]},
         },
     )
-    cid = campaign["campaign_id"]
+    cid: str = campaign["campaign_id"]
     acme = {"name": "Acme Freight", "industry": "logistics", "size": 800, "country": "DE"}
     globex = {"name": "Globex", "industry": "software", "size": 220, "country": "FR"}
     initech = {"name": "Initech", "industry": "software", "size": 45, "country": "NL"}
