@@ -49,8 +49,11 @@ test: venv lint ## every test: unit, agent, integration and end-to-end on a real
 unit: venv ## the fast tests only (no broker)
 	.venv/bin/pytest -m "not broker"
 
+bench: venv ## throughput, latency and memory on a broker of its own
+	$(PY) -m tests.bench.lead_to_order
+
 format: venv ## apply ruff's formatting and fixes
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
-.PHONY: help venv broker up down schemas lint test unit format
+.PHONY: help venv broker up down schemas lint test unit bench format
