@@ -29,7 +29,7 @@ from rich.table import Table
 os.environ.setdefault("LEADFLOW_TEST_KAFKA_PORT", "19992")
 os.environ.setdefault("LEADFLOW_TEST_PORT_BASE", "18900")
 
-from tests.system import PORT_BASE, ROOT, Broker, Worker, read_topic  # noqa: E402
+from tests.system import PORT_BASE, ROOT, Broker, Worker, read_topic  # after the env defaults above
 
 console = Console()
 
