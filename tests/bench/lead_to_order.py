@@ -177,7 +177,7 @@ def main() -> None:
     for column in ("measure", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"):
         table.add_column(column)
     for name in ("capture", "lead_qualified_to_deal", "deal_closed_to_order"):
-        s: dict[str, float] = results[name]  # type: ignore[assignment]
+        s: dict[str, float] = results[name]
         table.add_row(
             name, str(int(s["n"])), *(f"{s[k]:.1f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
         )
