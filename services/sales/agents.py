@@ -1,12 +1,19 @@
 """Sales' agents: thin loops that hand each record to its handler."""
 
+import logging
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from schemas.events import LeadQualified
+from services.runtime.errors import DomainError
 from services.runtime.events import consume
 from services.sales import handlers
 from services.sales.app import app, runtime
-from services.sales.topics import commands, lead_qualified
+from services.sales.domain.assignment import DeskRequest
+from services.sales.topics import assignment_requests, commands, lead_qualified
+
+log = logging.getLogger(__name__)
 
 
 @app.agent(lead_qualified)
@@ -17,3 +24,17 @@ async def open_deals(stream: Any) -> None:
 @app.agent(commands.topic)
 async def apply_commands(stream: Any) -> None:
     await commands.serve(stream, handlers.handle)
+
+
+@app.agent(assignment_requests)
+async def assign_deals(stream: Any) -> None:
+    """The desk: every assignment request of the service, one at a time."""
+    adapter: TypeAdapter[DeskRequest] = TypeAdapter(DeskRequest)
+    async for event in stream.events():
+        try:
+            await handlers.on_desk_request(adapter.validate_json(event.message.value or b""))
+        except (ValueError, DomainError) as refused:  # pydantic's ValidationError included
+            await runtime.dead_letters.send(event.message, refused)
+        except Exception as failed:
+            log.exception("handler failed", extra={"topic": event.message.topic})
+            await runtime.dead_letters.send(event.message, failed)

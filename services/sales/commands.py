@@ -2,18 +2,19 @@
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from schemas.events import LostReason, Outcome
 from services.runtime.commands import Command
 from services.sales.domain.catalog import OrderedLine
-from services.sales.domain.deals import Stage
+from services.sales.domain.deals import ContactChannel, Stage
 
 
 class MoveStage(Command):
     kind: Literal["move_stage"] = "move_stage"
     lead_id: str
     stage: Stage
+    proposal: list[OrderedLine] | None = None
 
 
 class RecordObjection(Command):
@@ -21,6 +22,13 @@ class RecordObjection(Command):
     lead_id: str
     objection: str
     resolution: str | None
+
+
+class RecordContact(Command):
+    kind: Literal["record_contact"] = "record_contact"
+    lead_id: str
+    channel: ContactChannel
+    note: str | None
 
 
 class CloseDeal(Command):
@@ -31,4 +39,16 @@ class CloseDeal(Command):
     lost_reason: LostReason | None
 
 
-SalesCommand = Annotated[MoveStage | RecordObjection | CloseDeal, Field(discriminator="kind")]
+class AssignDeal(Command):
+    """The assignment desk's decision for a deal; sent by the desk, not over HTTP.
+    Through the command topic, it is applied in order with the deal's other writes."""
+
+    kind: Literal["assign_deal"] = "assign_deal"
+    lead_id: str
+    owner: str | None
+    decided_at: AwareDatetime
+
+
+SalesCommand = Annotated[
+    MoveStage | RecordObjection | RecordContact | CloseDeal | AssignDeal, Field(discriminator="kind")
+]

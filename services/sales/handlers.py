@@ -1,29 +1,56 @@
-"""Sales' use cases: commands and events in, tables changed through the pure
-domain, deal.closed out."""
+"""Sales' use cases: events and commands in, tables changed through the pure
+domain, deal.closed and assignment requests out.
 
-from datetime import UTC, datetime
+Every change to a deal after it is opened is a command, applied one at a time
+per partition by the command agent, the desk's decisions included: a close and
+an assignment of the same deal never interleave."""
+
 from typing import Any
 
+from pydantic import BaseModel
+
 from schemas.envelope import CloudEvent
-from schemas.events import LeadQualified
+from schemas.events import LeadQualified, Outcome
 from services.runtime.errors import NotFound
-from services.sales import metrics
-from services.sales.app import catalog, deals, runtime
-from services.sales.commands import CloseDeal, MoveStage, RecordObjection
+from services.sales import metrics, topics
+from services.sales.app import catalog, clock, deals, desk, placements, roster, runtime, settings
+from services.sales.commands import AssignDeal, CloseDeal, MoveStage, RecordContact, RecordObjection
+from services.sales.domain import assignment
 from services.sales.domain import deals as pipeline
-from services.sales.domain.deals import Deal
+from services.sales.domain.assignment import DESK_KEY, Desk, DeskRequest, PlaceDeal, ReleaseDeal
+from services.sales.domain.catalog import quote
+from services.sales.domain.deals import Assignment, Deal
+from services.sales.domain.follow_up import follow_up
+from services.sales.domain.pipeline import PipelineFigures, figures
 
-
-def now() -> datetime:
-    return datetime.now(UTC)
+# -- deals ------------------------------------------------------------------
 
 
 async def on_lead_qualified(event: CloudEvent[LeadQualified]) -> None:
     qualified = event.data
-    if qualified.lead_id in deals:
-        return  # delivered again: the deal exists already
-    deals[qualified.lead_id] = pipeline.open_deal(qualified, owner=None, now=now())
-    metrics.DEALS_OPENED.inc()
+    deal = deals.get(qualified.lead_id)
+    if deal is None:
+        deal = pipeline.open_deal(qualified, now=clock.now())
+        deals[deal.lead_id] = deal
+        metrics.DEALS_OPENED.inc()
+    if deal.assignment is Assignment.PENDING:
+        # Stored first, asked second: a redelivery finds the deal pending and
+        # asks again, which the desk answers with the same decision.
+        await _to_desk(
+            PlaceDeal(lead_id=deal.lead_id, country=deal.company.country, requested_at=deal.opened_at)
+        )
+
+
+async def assign_deal(command: AssignDeal) -> Deal:
+    deal = deals.get(command.lead_id)
+    if deal is None:
+        # Not a refusal to answer but a record that must not vanish: to the DLQ.
+        raise LookupError(f"assignment decision for {command.lead_id!r}, which has no deal")
+    assigned = pipeline.assign(deal, command.owner, command.decided_at)
+    if assigned != deal:
+        deals[assigned.lead_id] = assigned
+        metrics.ASSIGNMENTS.labels(result=assigned.assignment).inc()
+    return assigned
 
 
 def _deal(lead_id: str) -> Deal:
@@ -33,34 +60,50 @@ def _deal(lead_id: str) -> Deal:
     return deal
 
 
+def _save(before: Deal, after: Deal) -> Deal:
+    deals[after.lead_id] = after
+    if after.stage is not before.stage and after.last_left is not None:
+        metrics.STAGE_MOVES.labels(stage=after.stage).inc()
+        left = after.last_left
+        metrics.TIME_IN_STAGE.labels(stage=left.stage).observe(left.seconds(after.stage_entered_at))
+    if before.first_contact_at is None and after.first_contact_at is not None:
+        status = follow_up(after, after.first_contact_at, settings.follow_up_sla).status
+        metrics.FIRST_CONTACTS.labels(follow_up=status).inc()
+        metrics.TIME_TO_FIRST_CONTACT.observe((after.first_contact_at - after.opened_at).total_seconds())
+    return after
+
+
 async def move_stage(command: MoveStage) -> Deal:
-    deal = pipeline.move(_deal(command.lead_id), command.stage, now())
-    deals[deal.lead_id] = deal
-    metrics.STAGE_MOVES.labels(stage=deal.stage).inc()
-    return deal
+    deal = _deal(command.lead_id)
+    proposal = None if command.proposal is None else quote(command.proposal, catalog, field="proposal")
+    return _save(deal, pipeline.move(deal, command.stage, clock.now(), proposal))
 
 
 async def record_objection(command: RecordObjection) -> Deal:
-    deal = pipeline.record_objection(_deal(command.lead_id), command.objection, command.resolution, now())
-    deals[deal.lead_id] = deal
-    return deal
+    deal = _deal(command.lead_id)
+    return _save(deal, pipeline.record_objection(deal, command.objection, command.resolution, clock.now()))
+
+
+async def record_contact(command: RecordContact) -> Deal:
+    deal = _deal(command.lead_id)
+    return _save(deal, pipeline.record_contact(deal, command.channel, command.note, clock.now()))
 
 
 async def close_deal(command: CloseDeal) -> Deal:
-    deal, closed = pipeline.close(
-        _deal(command.lead_id),
-        command.outcome,
-        lines=command.lines,
-        lost_reason=command.lost_reason,
-        catalog=catalog,
-        now=now(),
+    deal = _deal(command.lead_id)
+    now = clock.now()
+    closed, event = pipeline.close(
+        deal, command.outcome, lines=command.lines, lost_reason=command.lost_reason, catalog=catalog, now=now
     )
-    # Publish before storing: a crash in between redelivers the command, which
-    # publishes again rather than never.
-    await runtime.publisher.publish(closed, subject=deal.lead_id)
-    deals[deal.lead_id] = deal
-    metrics.DEALS_CLOSED.labels(outcome=closed.outcome, lost_reason=closed.lost_reason or "none").inc()
-    return deal
+    # Publish and release before storing: a crash in between redelivers the
+    # command, which publishes again rather than never (the desk releases once).
+    await runtime.publisher.publish(event, subject=closed.lead_id)
+    await _to_desk(ReleaseDeal(lead_id=closed.lead_id, outcome=event.outcome, at=now))
+    _save(deal, closed)
+    metrics.DEALS_CLOSED.labels(outcome=event.outcome, lost_reason=event.lost_reason or "none").inc()
+    if event.outcome is Outcome.WON:
+        metrics.WON_VALUE.labels(currency=event.currency).inc(float(event.amount))
+    return closed
 
 
 async def handle(command: Any) -> Any:
@@ -69,6 +112,66 @@ async def handle(command: Any) -> Any:
             return await move_stage(command)
         case RecordObjection():
             return await record_objection(command)
+        case RecordContact():
+            return await record_contact(command)
         case CloseDeal():
             return await close_deal(command)
+        case AssignDeal():
+            return await assign_deal(command)
     raise TypeError(f"unknown command {command!r}")
+
+
+# -- the assignment desk (see domain/assignment.py) ----------------------------
+
+
+async def on_desk_request(request: DeskRequest) -> None:
+    book = desk.get(DESK_KEY) or Desk()
+    known = placements.get(request.lead_id)
+    queued = {lead_id: p for lead_id in book.queue if (p := placements.get(lead_id)) is not None}
+    now = clock.now()
+    if isinstance(request, PlaceDeal):
+        change = assignment.place(book, roster, request, known, queued, now)
+    else:
+        change = assignment.release(book, roster, request, known, queued, now)
+    # Decisions go out before the state is stored: the desk decides the same
+    # again if it dies in between and the request comes back.
+    for decision in change.decisions:
+        command = AssignDeal(lead_id=decision.lead_id, owner=decision.owner, decided_at=decision.decided_at)
+        await _send(topics.commands.topic, decision.lead_id, command)
+    for placement in change.placements:
+        placements[placement.lead_id] = placement
+    if change.desk != book:
+        desk[DESK_KEY] = change.desk
+
+
+async def _to_desk(request: PlaceDeal | ReleaseDeal) -> None:
+    await _send(topics.assignment_requests, DESK_KEY, request)
+
+
+async def _send(topic: Any, key: str, value: BaseModel) -> None:
+    await topic.send(key=key.encode(), value=value.model_dump_json().encode())
+
+
+# -- reads ------------------------------------------------------------------------
+
+
+def local_deals() -> list[Deal]:
+    """The deals of the partitions this worker owns."""
+    return [deal for _, deal in runtime.cluster.local_items(deals)]
+
+
+def local_desk() -> Desk | None:
+    """The desk's state, when this worker holds the desk."""
+    return next((book for _, book in runtime.cluster.local_items(desk)), None)
+
+
+def pipeline_figures() -> PipelineFigures:
+    return figures(local_deals(), clock.now(), settings.follow_up_sla)
+
+
+def desk_figures() -> metrics.DeskFigures | None:
+    book = local_desk()
+    return None if book is None else metrics.DeskFigures(desk=book, roster=roster)
+
+
+metrics.watch(pipeline_figures, desk_figures)

@@ -1,16 +1,25 @@
 """Sales' HTTP request and response bodies."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from datetime import datetime, timedelta
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.events import LostReason, Outcome
+from services.sales.domain.assignment import Desk, Rep
 from services.sales.domain.catalog import OrderedLine
-from services.sales.domain.deals import Stage
+from services.sales.domain.deals import ContactChannel, Deal, Stage
+from services.sales.domain.follow_up import FollowUp, follow_up
 
 
 class MoveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stage: Stage
+    proposal: list[OrderedLine] | None = Field(
+        default=None,
+        description="What the rep now offers (sku, quantity, discount_percent), priced from the "
+        "catalogue; it is what the deal adds to the pipeline value",
+    )
 
 
 class ObjectionRequest(BaseModel):
@@ -20,9 +29,76 @@ class ObjectionRequest(BaseModel):
     resolution: str | None = Field(default=None, max_length=2000)
 
 
+class ContactRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: ContactChannel
+    note: str | None = Field(default=None, max_length=2000)
+
+
 class CloseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: Outcome
-    lines: list[OrderedLine] = Field(default_factory=list, description="For won: sku and quantity")
+    lines: list[OrderedLine] = Field(
+        default_factory=list, description="For won: sku, quantity and any discount_percent"
+    )
     lost_reason: LostReason | None = Field(default=None, description="For lost")
+
+
+class DealView(Deal):
+    """A deal as read: with where it stands against the follow-up SLA now."""
+
+    follow_up: FollowUp
+    time_in_stage_seconds: float
+
+    @classmethod
+    def of(cls, deal: Deal, now: datetime, sla: timedelta) -> "DealView":
+        return cls(
+            **dict(deal),
+            follow_up=follow_up(deal, now, sla),
+            time_in_stage_seconds=deal.current_visit.seconds(now),
+        )
+
+
+class RepView(BaseModel):
+    rep_id: str
+    name: str
+    territories: list[str]
+    capacity: int
+    open_deals: int
+    available: int
+    won: int
+    lost: int
+
+    @classmethod
+    def of(cls, rep: Rep, desk: Desk) -> "RepView":
+        load = desk.load(rep.rep_id)
+        return cls(
+            rep_id=rep.rep_id,
+            name=rep.name,
+            territories=rep.territories,
+            capacity=rep.capacity,
+            open_deals=load.open,
+            available=max(0, rep.capacity - load.open),
+            won=load.won,
+            lost=load.lost,
+        )
+
+
+class RepsView(BaseModel):
+    items: list[RepView]
+    unassigned: int = Field(description="Deals waiting in the queue for a rep with room")
+    win_rate: float | None = Field(description="Won over closed deals, all reps; null before any close")
+    roster_version: str
+
+
+class ClockAdvance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(gt=0, le=10 * 365 * 86400)
+
+
+class ClockView(BaseModel):
+    now: AwareDatetime
+    offset_seconds: float

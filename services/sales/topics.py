@@ -10,5 +10,9 @@ lead_qualified = runtime.consumes(topics.LEAD_QUALIFIED)
 # Writes: every deal's outcome, won or lost.
 runtime.publishes(topics.DEAL_CLOSED)
 
-# HTTP writes, keyed by lead id, applied by the worker owning the deal.
+# Writes to deals, keyed by lead id, applied by the worker owning the deal: from
+# HTTP, and the assignment desk's decisions.
 commands = runtime.command_channel(SalesCommand)
+
+# Assignment requests to the one desk, all under DESK_KEY (see domain/assignment.py).
+assignment_requests = runtime.internal_topic("assignment-requests")

@@ -1,38 +1,115 @@
-"""Sales' agents, with Faust's in-memory test context."""
+"""Sales' agents, with Faust's in-memory test context.
+
+What an agent sends to sales' own topics (assignment requests to the desk, and
+the desk's decisions as commands) is captured here and handed to the agent that
+reads that topic, as Kafka would."""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from schemas.envelope import new_event
-from schemas.events import Company, Contact, LeadQualified, ScoreReason
-from services.sales.agents import open_deals
-from services.sales.app import deals, runtime
+from schemas.events import Company, Contact, DealClosed, LeadQualified, ScoreReason
+from services.sales import handlers, topics
+from services.sales.agents import apply_commands, assign_deals, open_deals
+from services.sales.app import deals, desk, placements, runtime
+from services.sales.commands import CloseDeal, MoveStage, RecordContact
+from services.sales.domain.assignment import DESK_KEY, Rep, Roster
+from services.sales.domain.catalog import OrderedLine
+from services.sales.domain.deals import Assignment, ContactChannel, Stage
 from tests.agents.conftest import Sent, clear, fake_io
+
+ROSTER = Roster(
+    version="agents",
+    reps=[
+        Rep(rep_id="rep-de-1", name="Jonas", territories=["DE"], capacity=1),
+        Rep(rep_id="rep-de-2", name="Lena", territories=["DE"], capacity=1),
+    ],
+)
+
+
+class Wire:
+    """Records sent to sales' own topics, as (key, value)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[bytes, bytes]] = []
+        self.decisions: list[tuple[bytes, bytes]] = []
+
+    def take_requests(self) -> list[tuple[bytes, bytes]]:
+        return _drain(self.requests)
+
+    def take_decisions(self) -> list[tuple[bytes, bytes]]:
+        return _drain(self.decisions)
+
+
+def _drain(records: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    # Emptied in place: the fake senders keep appending to these very lists.
+    taken = list(records)
+    records.clear()
+    return taken
+
+
+@pytest.fixture
+def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
+    captured = Wire()
+
+    def recorder(into: list[tuple[bytes, bytes]]) -> Any:
+        async def send(*, key: bytes, value: bytes) -> None:
+            into.append((key, value))
+
+        return send
+
+    monkeypatch.setattr(topics.assignment_requests, "send", recorder(captured.requests))
+    monkeypatch.setattr(topics.commands.topic, "send", recorder(captured.decisions))
+    monkeypatch.setattr(handlers, "roster", ROSTER)
+    return captured
 
 
 @pytest.fixture(autouse=True)
-def _isolated(sent: Sent, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated(sent: Sent, wire: Wire, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     fake_io(runtime, sent, monkeypatch)
-    yield from clear(deals)
+    yield from clear(deals, desk, placements)
 
 
-def qualified(lead_id: str) -> bytes:
+def qualified(lead_id: str, country: str = "DE") -> bytes:
     data = LeadQualified(
         lead_id=lead_id,
-        campaign_id=None,
+        campaign_id="cmp-1",
         score=70,
         threshold=60,
         reasons=[ScoreReason(rule="fit.industry", points=15)],
         contact=Contact(email="ana@acme.io", name="Ana"),
-        company=Company(name="Acme", country="DE"),
+        company=Company(name="Acme", country=country),
         qualified_at=datetime.now(UTC),
     )
     return new_event(data, source="/leadflow/marketing", subject=lead_id).to_json()
 
 
-async def test_a_qualified_lead_opens_one_deal_even_when_delivered_twice(sent: Sent) -> None:
+async def open_and_assign(wire: Wire, *lead_ids: str) -> None:
+    """lead.qualified in; its requests through the desk; the decisions back to the deals."""
+    async with open_deals.test_context() as agent:
+        for lead_id in lead_ids:
+            await agent.put(key=lead_id.encode(), value=qualified(lead_id))
+    await through_desk(wire)
+
+
+async def through_desk(wire: Wire) -> None:
+    async with assign_deals.test_context() as agent:
+        for key, value in wire.take_requests():
+            await agent.put(key=key, value=value)
+    async with apply_commands.test_context() as agent:
+        for key, value in wire.take_decisions():
+            await agent.put(key=key, value=value)
+
+
+async def command(value: Any) -> None:
+    async with apply_commands.test_context() as agent:
+        await agent.put(key=value.lead_id.encode(), value=value.model_dump_json().encode())
+
+
+async def test_a_qualified_lead_opens_one_deal_even_when_delivered_twice(sent: Sent, wire: Wire) -> None:
     async with open_deals.test_context() as agent:
         record = qualified("lead-1")
         await agent.put(key=b"lead-1", value=record)
@@ -41,8 +118,90 @@ async def test_a_qualified_lead_opens_one_deal_even_when_delivered_twice(sent: S
     assert first is not None
     assert first.stage == "prospecting"
     assert first.deal_id == "deal-lead-1"
+    assert first.assignment is Assignment.PENDING
     assert deals.get("lead-1") == first
     assert sent.dead_letters == []
+    # Each delivery asks the desk while the deal waits for its answer; all on the desk's key.
+    requests = wire.take_requests()
+    assert [key for key, _ in requests] == [DESK_KEY.encode()] * 2
+    assert requests[0][1] == requests[1][1]
+
+
+async def test_the_desk_assigns_by_territory_and_round_robin_and_queues_the_rest(wire: Wire) -> None:
+    await open_and_assign(wire, "lead-1", "lead-2", "lead-3")
+    owners = {lead_id: deals.get(lead_id).owner for lead_id in ("lead-1", "lead-2", "lead-3")}  # type: ignore[union-attr]
+    assert owners == {"lead-1": "rep-de-1", "lead-2": "rep-de-2", "lead-3": None}
+    queued = deals.get("lead-3")
+    assert queued is not None
+    assert queued.assignment is Assignment.QUEUED
+    book = desk.get(DESK_KEY)
+    assert book is not None
+    assert book.queue == ["lead-3"]
+    assert [book.load(rep.rep_id).open for rep in ROSTER.reps] == [1, 1]
+
+
+async def test_a_redelivered_request_keeps_one_owner_and_one_slot(wire: Wire) -> None:
+    async with open_deals.test_context() as agent:
+        await agent.put(key=b"lead-1", value=qualified("lead-1"))
+    [request] = wire.take_requests()
+    wire.requests.extend([request, request])
+    await through_desk(wire)
+    deal = deals.get("lead-1")
+    assert deal is not None
+    assert deal.owner == "rep-de-1"
+    book = desk.get(DESK_KEY)
+    assert book is not None
+    assert book.load("rep-de-1").open == 1
+    assert book.load("rep-de-2").open == 0
+
+
+async def test_closing_publishes_one_deal_closed_and_hands_the_slot_to_the_queue(
+    sent: Sent, wire: Wire
+) -> None:
+    await open_and_assign(wire, "lead-1", "lead-2", "lead-3")
+    await command(RecordContact(lead_id="lead-1", channel=ContactChannel.CALL, note=None))
+    await command(MoveStage(lead_id="lead-1", stage=Stage.CLOSING))
+    await command(
+        CloseDeal(
+            lead_id="lead-1",
+            outcome="won",
+            lines=[OrderedLine(sku="LF-CORE", quantity=1, discount_percent=10)],
+            lost_reason=None,
+        )
+    )
+    [closed] = sent.of_type("deal.closed")
+    assert isinstance(closed, DealClosed)
+    assert closed.owner == "rep-de-1"
+    assert str(closed.amount) == "10800.00"
+    assert [str(line.unit_price) for line in closed.lines] == ["10800.00"]
+    assert closed.first_contact_at is not None
+    assert sent.dead_letters == []
+    # The release reaches the desk, which gives the freed slot to the queued deal.
+    await through_desk(wire)
+    waiting = deals.get("lead-3")
+    assert waiting is not None
+    assert (waiting.owner, waiting.assignment) == ("rep-de-1", Assignment.ASSIGNED)
+    book = desk.get(DESK_KEY)
+    assert book is not None
+    assert (book.won, book.queue, book.load("rep-de-1").open, book.load("rep-de-1").won) == (1, [], 1, 1)
+
+
+async def test_a_refused_command_changes_nothing_and_publishes_nothing(sent: Sent, wire: Wire) -> None:
+    await open_and_assign(wire, "lead-1")
+    await command(MoveStage(lead_id="lead-1", stage=Stage.PRESENTING))
+    before = deals.get("lead-1")
+    await command(MoveStage(lead_id="lead-1", stage=Stage.QUALIFYING))
+    await command(
+        CloseDeal(
+            lead_id="lead-1",
+            outcome="won",
+            lines=[OrderedLine(sku="LF-LEGACY", quantity=1)],
+            lost_reason=None,
+        )
+    )
+    assert deals.get("lead-1") == before
+    assert sent.of_type("deal.closed") == []
+    assert wire.take_requests() == []
 
 
 async def test_a_record_that_is_not_a_cloudevent_goes_to_the_dlq(sent: Sent) -> None:
@@ -60,3 +219,17 @@ async def test_a_record_keyed_other_than_its_subject_goes_to_the_dlq(sent: Sent)
     assert deals.get("lead-3") is None
     [(_, error)] = sent.dead_letters
     assert "subject" in str(error)
+
+
+async def test_bad_assignment_records_go_to_the_dlq(sent: Sent) -> None:
+    async with assign_deals.test_context() as agent:
+        await agent.put(key=b"desk", value=b'{"kind": "evict", "lead_id": "x"}')
+    async with apply_commands.test_context() as agent:
+        decision = (
+            b'{"kind": "assign_deal", "lead_id": "nobody", "owner": "rep-de-1", '
+            b'"decided_at": "2026-11-02T09:00:00Z"}'
+        )
+        await agent.put(key=b"nobody", value=decision)
+    assert [message.key for message, _ in sent.dead_letters] == [b"desk", b"nobody"]
+    assert "no deal" in str(sent.dead_letters[1][1])
+    assert desk.get(DESK_KEY) is None

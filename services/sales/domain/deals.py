@@ -1,5 +1,11 @@
 """A Deal through the sales process: prospecting, qualifying, presenting,
-handling objections and closing, to won or lost."""
+handling objections and closing, to won or lost.
+
+Every stage a deal enters is a visit with the time it entered and left, so time
+in stage is known for every stage. The first thing a rep does with a deal (a
+move, an objection heard, a contact, a close) is its first contact: the follow-up
+SLA measures the time to it (see `follow_up`).
+"""
 
 from datetime import datetime
 from decimal import Decimal
@@ -12,7 +18,6 @@ from schemas.events import (
     Contact,
     Customer,
     DealClosed,
-    DealLine,
     LeadQualified,
     LostReason,
     Outcome,
@@ -20,7 +25,7 @@ from schemas.events import (
 )
 from schemas.money import Amount, Currency
 from services.runtime.errors import Conflict, Unprocessable
-from services.sales.domain.catalog import Catalog, OrderedLine, price
+from services.sales.domain.catalog import Catalog, OrderedLine, PricedLine, Quote, quote
 
 DEAL_ID_PREFIX = "deal-"
 
@@ -45,6 +50,23 @@ OPEN_STAGES = (
 TERMINAL = frozenset({Stage.WON, Stage.LOST})
 
 
+class Assignment(StrEnum):
+    """Where the deal is in assignment: asked for, waiting for a rep with room, or owned."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+
+
+class ContactChannel(StrEnum):
+    CALL = "call"
+    EMAIL = "email"
+    MEETING = "meeting"
+    VIDEO_CALL = "video_call"
+    MESSAGE = "message"
+    OTHER = "other"
+
+
 def deal_id_for(lead_id: str) -> str:
     """One deal per qualified lead. The id embeds the lead id, the partition key,
     so any worker can route a request about a deal without a lookup."""
@@ -52,12 +74,17 @@ def deal_id_for(lead_id: str) -> str:
 
 
 def lead_id_of(deal_id: str) -> str | None:
-    return deal_id.removeprefix(DEAL_ID_PREFIX) if deal_id.startswith(DEAL_ID_PREFIX) else None
+    lead_id = deal_id.removeprefix(DEAL_ID_PREFIX)
+    return lead_id if deal_id.startswith(DEAL_ID_PREFIX) and lead_id else None
 
 
-class StageChange(BaseModel):
+class StageVisit(BaseModel):
     stage: Stage
-    at: AwareDatetime
+    entered_at: AwareDatetime
+    left_at: AwareDatetime | None = None
+
+    def seconds(self, now: datetime) -> float:
+        return ((self.left_at or now) - self.entered_at).total_seconds()
 
 
 class Objection(BaseModel):
@@ -66,24 +93,40 @@ class Objection(BaseModel):
     at: AwareDatetime
 
 
+class Touchpoint(BaseModel):
+    """A contact a rep made with the lead: a call, an email, a meeting."""
+
+    channel: ContactChannel
+    note: str | None
+    at: AwareDatetime
+
+
 class Deal(BaseModel):
     deal_id: str
     lead_id: str
     campaign_id: str | None
     stage: Stage
-    owner: str | None
+    owner: str | None = Field(description="The rep who owns the deal; null while unassigned")
+    assignment: Assignment = Assignment.PENDING
+    assigned_at: AwareDatetime | None = None
     contact: Contact
     company: Company
     score: int
     reasons: list[ScoreReason]
+    qualified_at: AwareDatetime
     opened_at: AwareDatetime
     first_contact_at: AwareDatetime | None = None
     stage_entered_at: AwareDatetime
-    history: list[StageChange] = Field(default_factory=list)
+    history: list[StageVisit] = Field(default_factory=list)
     objections: list[Objection] = Field(default_factory=list)
-    lines: list[DealLine] = Field(default_factory=list)
+    contacts: list[Touchpoint] = Field(default_factory=list)
+    proposal: Quote | None = Field(default=None, description="What is on offer while the deal is open")
+    lines: list[PricedLine] = Field(default_factory=list)
+    list_amount: Amount | None = None
+    discount_amount: Amount | None = None
     amount: Amount | None = None
     currency: Currency | None = None
+    catalog_version: str | None = None
     lost_reason: LostReason | None = None
     closed_at: AwareDatetime | None = None
 
@@ -91,55 +134,94 @@ class Deal(BaseModel):
     def is_closed(self) -> bool:
         return self.stage in TERMINAL
 
+    @property
+    def current_visit(self) -> StageVisit:
+        return self.history[-1]
 
-def open_deal(qualified: LeadQualified, owner: str | None, now: datetime) -> Deal:
+    @property
+    def last_left(self) -> StageVisit | None:
+        """The stage visit that ended most recently."""
+        return self.history[-2] if len(self.history) > 1 else None
+
+
+def open_deal(qualified: LeadQualified, now: datetime) -> Deal:
     return Deal(
         deal_id=deal_id_for(qualified.lead_id),
         lead_id=qualified.lead_id,
         campaign_id=qualified.campaign_id,
         stage=Stage.PROSPECTING,
-        owner=owner,
+        owner=None,
         contact=qualified.contact,
         company=qualified.company,
         score=qualified.score,
         reasons=qualified.reasons,
+        qualified_at=qualified.qualified_at,
         opened_at=now,
         stage_entered_at=now,
-        history=[StageChange(stage=Stage.PROSPECTING, at=now)],
+        history=[StageVisit(stage=Stage.PROSPECTING, entered_at=now)],
     )
 
 
+def assign(deal: Deal, owner: str | None, now: datetime) -> Deal:
+    """Apply the assignment desk's decision: a rep, or the queue (owner None).
+
+    A deal gets one owner and keeps it; once closed it takes no decision. So a
+    decision delivered again, or one older than the owner already set, changes nothing.
+    """
+    if deal.is_closed or deal.owner is not None:
+        return deal
+    if owner is None:
+        return deal.model_copy(update={"assignment": Assignment.QUEUED})
+    return deal.model_copy(update={"owner": owner, "assignment": Assignment.ASSIGNED, "assigned_at": now})
+
+
 def _touched(deal: Deal, now: datetime) -> dict[str, object]:
-    # The first thing a rep does with a deal is its first contact (follow-up SLA).
     return {"first_contact_at": deal.first_contact_at or now}
 
 
-def move(deal: Deal, to: Stage, now: datetime) -> Deal:
-    """Forward through the process; objections may send a deal back to presenting."""
+def _enter(deal: Deal, stage: Stage, now: datetime) -> dict[str, object]:
+    left = deal.current_visit.model_copy(update={"left_at": now})
+    return {
+        "stage": stage,
+        "stage_entered_at": now,
+        "history": [*deal.history[:-1], left, StageVisit(stage=stage, entered_at=now)],
+    }
+
+
+def _refuse_if_closed(deal: Deal, field: str | None = None) -> None:
     if deal.is_closed:
-        raise Conflict(f"deal {deal.deal_id} is {deal.stage}; it cannot move", field="stage")
+        raise Conflict(f"deal {deal.deal_id} is {deal.stage}; it takes no more changes", field=field)
+
+
+def move(deal: Deal, to: Stage, now: datetime, proposal: Quote | None = None) -> Deal:
+    """Forward through the process; objections may send a deal back to presenting.
+    `proposal`, when given, is what the rep now offers (it values the pipeline)."""
+    _refuse_if_closed(deal, "stage")
     if to in TERMINAL:
         raise Conflict("use POST /deals/{deal_id}/close to win or lose a deal", field="stage")
     here, there = OPEN_STAGES.index(deal.stage), OPEN_STAGES.index(to)
     back_to_presenting = deal.stage is Stage.HANDLING_OBJECTIONS and to is Stage.PRESENTING
     if there <= here and not back_to_presenting:
         raise Conflict(f"deal {deal.deal_id} cannot move from {deal.stage} back to {to}", field="stage")
+    offer = {"proposal": proposal} if proposal is not None else {}
+    return deal.model_copy(update={**_enter(deal, to, now), **_touched(deal, now), **offer})
+
+
+def record_objection(deal: Deal, objection: str, resolution: str | None, now: datetime) -> Deal:
+    _refuse_if_closed(deal)
     return deal.model_copy(
         update={
-            "stage": to,
-            "stage_entered_at": now,
-            "history": [*deal.history, StageChange(stage=to, at=now)],
+            "objections": [*deal.objections, Objection(objection=objection, resolution=resolution, at=now)],
             **_touched(deal, now),
         }
     )
 
 
-def record_objection(deal: Deal, objection: str, resolution: str | None, now: datetime) -> Deal:
-    if deal.is_closed:
-        raise Conflict(f"deal {deal.deal_id} is {deal.stage}")
+def record_contact(deal: Deal, channel: ContactChannel, note: str | None, now: datetime) -> Deal:
+    _refuse_if_closed(deal)
     return deal.model_copy(
         update={
-            "objections": [*deal.objections, Objection(objection=objection, resolution=resolution, at=now)],
+            "contacts": [*deal.contacts, Touchpoint(channel=channel, note=note, at=now)],
             **_touched(deal, now),
         }
     )
@@ -154,30 +236,43 @@ def close(
     catalog: Catalog,
     now: datetime,
 ) -> tuple[Deal, DealClosed]:
+    """Win (lines priced from the catalogue) or lose (with a reason); the event says so."""
     if deal.is_closed:
         raise Conflict(f"deal {deal.deal_id} is already {deal.stage}")
     if outcome is Outcome.WON:
         if lost_reason is not None:
             raise Unprocessable("a won deal has no lost_reason", field="lost_reason")
-        priced, amount = price(lines, catalog)
+        if not lines:
+            raise Unprocessable("a won deal needs at least one line", field="lines")
+        sold = quote(lines, catalog)
         stage, reason = Stage.WON, None
     else:
         if lost_reason is None:
             raise Unprocessable("a lost deal needs a lost_reason", field="lost_reason")
         if lines:
             raise Unprocessable("a lost deal has no lines", field="lines")
-        priced, amount, stage, reason = [], Decimal("0.00"), Stage.LOST, lost_reason
+        zero = Decimal("0.00")
+        sold = Quote(
+            lines=[],
+            list_amount=zero,
+            discount_amount=zero,
+            amount=zero,
+            currency=catalog.currency,
+            catalog_version=catalog.version,
+        )
+        stage, reason = Stage.LOST, lost_reason
     closed = deal.model_copy(
         update={
-            "stage": stage,
-            "stage_entered_at": now,
-            "history": [*deal.history, StageChange(stage=stage, at=now)],
-            "lines": priced,
-            "amount": amount,
-            "currency": catalog.currency,
+            **_enter(deal, stage, now),
+            **_touched(deal, now),
+            "lines": sold.lines,
+            "list_amount": sold.list_amount,
+            "discount_amount": sold.discount_amount,
+            "amount": sold.amount,
+            "currency": sold.currency,
+            "catalog_version": sold.catalog_version,
             "lost_reason": reason,
             "closed_at": now,
-            **_touched(deal, now),
         }
     )
     event = DealClosed(
@@ -188,9 +283,9 @@ def close(
         lost_reason=reason,
         owner=deal.owner,
         customer=Customer(company=deal.company, contact=deal.contact),
-        lines=priced,
-        amount=amount,
-        currency=catalog.currency,
+        lines=[line.as_event_line() for line in sold.lines],
+        amount=sold.amount,
+        currency=sold.currency,
         opened_at=deal.opened_at,
         first_contact_at=closed.first_contact_at,
         closed_at=now,
