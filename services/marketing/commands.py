@@ -7,8 +7,8 @@ from pydantic import Field
 
 from schemas.events import Channel
 from services.marketing.domain.activities import ActivityType
-from services.marketing.domain.campaigns import Budget, Target
-from services.marketing.domain.leads import Capture
+from services.marketing.domain.campaigns import Budget, Campaign, Target
+from services.marketing.domain.capture import Capture
 from services.runtime.commands import Command
 
 
@@ -27,6 +27,9 @@ class CaptureLead(Command):
     kind: Literal["capture_lead"] = "capture_lead"
     lead_id: str
     capture: Capture
+    # The campaign the capture names, as looked up by the route (campaigns live on
+    # their own partitions); None when it names none, or one that does not exist.
+    campaign: Campaign | None = None
 
 
 class RecordActivity(Command):

@@ -6,13 +6,16 @@ from typing import Any
 
 from schemas.envelope import CloudEvent
 from schemas.events import DealClosed
-from services.marketing import metrics
-from services.marketing.app import campaigns, leads, rules, runtime
+from services.marketing import metrics, topics
+from services.marketing.app import campaign_performance, campaigns, leads, rules, runtime
 from services.marketing.commands import CaptureLead, CreateCampaign, RecordActivity
+from services.marketing.domain import capture as captures
 from services.marketing.domain import leads as lead_flow
 from services.marketing.domain.activities import Activity
 from services.marketing.domain.campaigns import Campaign
+from services.marketing.domain.capture import Capture, CaptureRefused
 from services.marketing.domain.leads import Change, Lead, LeadStatus
+from services.marketing.domain.performance import CampaignFact, Tally
 from services.runtime.errors import NotFound
 
 
@@ -29,15 +32,28 @@ async def create_campaign(command: CreateCampaign) -> Campaign:
     return campaign
 
 
+def refuse_bad_capture(data: Capture, campaign: Campaign | None) -> None:
+    """Raise CaptureRefused (422, every reason) for a capture the rules do not accept;
+    `campaign` is the one it names, None if there is none by that id."""
+    try:
+        captures.check(data, campaign, rules)
+    except CaptureRefused as refused:
+        for problem in refused.problems:
+            metrics.CAPTURES_REFUSED.labels(reason=problem.code).inc()
+        raise
+
+
 async def capture_lead(command: CaptureLead) -> Change:
     data = command.capture
-    campaign = campaigns.get(data.campaign_id) if data.campaign_id else None
-    change = lead_flow.capture(leads.get(command.lead_id), command.lead_id, data, campaign, rules, now())
+    refuse_bad_capture(data, command.campaign)
+    change = lead_flow.capture(
+        leads.get(command.lead_id), command.lead_id, data, command.campaign, rules, now(), command.command_id
+    )
     await _apply(change)
-    if change.duplicate:
-        metrics.DUPLICATES.labels(channel=data.channel).inc()
-    else:
+    if change.created is not None:
         metrics.LEADS_CAPTURED.labels(channel=data.channel, campaign_id=data.campaign_id or "none").inc()
+    elif not change.replayed:
+        metrics.DUPLICATES.labels(channel=data.channel).inc()
     return change
 
 
@@ -47,30 +63,38 @@ async def record_activity(command: RecordActivity) -> Change:
         raise NotFound(f"no lead {command.lead_id!r}")
     at = now()
     change = lead_flow.record_activity(
-        lead, Activity(type=command.type, at=at), _campaign_of(lead), rules, at
+        lead, Activity(type=command.type, at=at), rules, at, command.command_id
     )
     await _apply(change)
     return change
 
 
 async def _apply(change: Change) -> None:
+    if change.replayed:
+        return
     lead = change.lead
     # Publish before storing: if the worker dies in between, the command is
-    # delivered again and republishes rather than losing the event.
+    # delivered again and republishes rather than losing the event; the facts
+    # carry ids, so campaign performance counts them once all the same.
     if change.created is not None:
         await runtime.publisher.publish(change.created, subject=lead.lead_id)
     if change.qualified is not None:
         await runtime.publisher.publish(change.qualified, subject=lead.lead_id)
+    await topics.send_facts(change.facts)
+    leads[lead.lead_id] = lead
+    _count_decision(change)
+
+
+def _count_decision(change: Change) -> None:
+    lead = change.lead
+    if not change.status_changed:
+        return
+    metrics.SCORE.labels(status=lead.status).observe(lead.score)
+    if change.qualified is not None:
         metrics.QUALIFIED.labels(campaign_id=lead.campaign_id or "none").inc()
     if lead.status is LeadStatus.DISQUALIFIED:
         for reason in lead.disqualified_by:
             metrics.DISQUALIFIED.labels(reason=reason).inc()
-    metrics.SCORE.observe(lead.score)
-    leads[lead.lead_id] = lead
-
-
-def _campaign_of(lead: Lead) -> Campaign | None:
-    return campaigns.get(lead.campaign_id) if lead.campaign_id else None
 
 
 async def handle(command: Any) -> Any:
@@ -86,10 +110,23 @@ async def handle(command: Any) -> Any:
 
 async def on_deal_closed(event: CloudEvent[DealClosed]) -> None:
     deal = event.data
-    lead = leads.get(deal.lead_id)
+    lead: Lead | None = leads.get(deal.lead_id)
     if lead is None:
         raise NotFound(f"deal {deal.deal_id} closed for unknown lead {deal.lead_id}")
-    closed = lead_flow.close_loop(lead, deal)
-    if closed is not lead:
-        leads[closed.lead_id] = closed
-        metrics.DEAL_OUTCOMES.labels(outcome=deal.outcome, lost_reason=deal.lost_reason or "none").inc()
+    change = lead_flow.close_loop(lead, deal)
+    if change.replayed:
+        return  # the same deal.closed again
+    await topics.send_facts(change.facts)
+    leads[lead.lead_id] = change.lead
+    metrics.DEAL_OUTCOMES.labels(outcome=deal.outcome, lost_reason=deal.lost_reason or "none").inc()
+
+
+async def count_fact(fact: CampaignFact) -> None:
+    """Runs on the worker owning the fact's campaign: its tally changes one fact at a time."""
+    tally = campaign_performance.get(fact.campaign_id) or Tally(campaign_id=fact.campaign_id)
+    counted = tally.count(fact)
+    if counted is None:
+        metrics.FACTS.labels(kind=fact.kind, result="already_counted").inc()
+        return
+    campaign_performance[fact.campaign_id] = counted
+    metrics.FACTS.labels(kind=fact.kind, result="counted").inc()

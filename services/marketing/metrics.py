@@ -1,28 +1,51 @@
-"""Marketing's business metrics. Labels are bounded sets: channel, campaign, reason."""
+"""Marketing's business metrics.
+
+Every label is a bounded set: channel, status, outcome and reason names come from
+enums and the rules; campaign_id is kept because campaigns are few and created by
+marketing staff (a capture naming an unknown campaign is refused before any metric
+counts it). Never a lead id or an email.
+"""
 
 from prometheus_client import Counter, Histogram
 
 LEADS_CAPTURED = Counter(
     "leadflow_marketing_leads_captured",
-    "New leads captured, by channel and campaign.",
+    "New leads captured, by channel and campaign ('none' without one).",
     ["channel", "campaign_id"],
 )
 DUPLICATES = Counter(
     "leadflow_marketing_duplicate_captures",
-    "Captures of a person who already is a lead (counted as engagement).",
+    "Captures of a person who already is a lead (counted as engagement), by channel.",
     ["channel"],
 )
-QUALIFIED = Counter(
-    "leadflow_marketing_leads_qualified", "Leads qualified and handed to sales.", ["campaign_id"]
+CAPTURES_REFUSED = Counter(
+    "leadflow_marketing_captures_refused",
+    "Captures refused by the rules (422), by reason: unknown_campaign, consent_required.",
+    ["reason"],
 )
-DISQUALIFIED = Counter("leadflow_marketing_leads_disqualified", "Leads disqualified, by reason.", ["reason"])
+QUALIFIED = Counter(
+    "leadflow_marketing_leads_qualified",
+    "Leads qualified and handed to sales, by campaign ('none' without one).",
+    ["campaign_id"],
+)
+DISQUALIFIED = Counter(
+    "leadflow_marketing_leads_disqualified",
+    "Leads that became disqualified, by each disqualifier that applied.",
+    ["reason"],
+)
 SCORE = Histogram(
     "leadflow_marketing_lead_score",
-    "Lead scores at each assessment.",
+    "A lead's score each time its status changes, by the status it changed to.",
+    ["status"],
     buckets=(0, 10, 20, 30, 40, 50, 60, 70, 80, 100, 150),
 )
 DEAL_OUTCOMES = Counter(
     "leadflow_marketing_deal_outcomes",
-    "Deal outcomes fed back from sales, by outcome and lost reason.",
+    "Closed-loop outcomes fed back from sales, by outcome and lost reason.",
     ["outcome", "lost_reason"],
+)
+FACTS = Counter(
+    "leadflow_marketing_campaign_facts",
+    "Campaign-performance facts, by kind and result (counted, or already_counted: a redelivery).",
+    ["kind", "result"],
 )

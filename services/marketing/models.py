@@ -1,12 +1,15 @@
 """Marketing's HTTP request and response bodies."""
 
+import re
 from datetime import date
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
-from schemas.events import Channel, Company, Intent, ScoreReason
+from schemas.events import Channel, Company, Contact, Intent, ScoreReason
 from services.marketing.domain.activities import ActivityType
 from services.marketing.domain.campaigns import Budget, Target
+from services.marketing.domain.capture import Capture
 from services.marketing.domain.leads import LeadStatus
 
 
@@ -27,24 +30,72 @@ class CampaignRequest(BaseModel):
         return self
 
 
+PHONE = re.compile(r"[0-9+()./ -]{3,50}")
+COUNTRY = re.compile(r"[A-Z]{2}")
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     email: EmailStr = Field(max_length=254)
     name: str = Field(min_length=1, max_length=200)
     title: str | None = Field(default=None, max_length=200)
-    phone: str | None = Field(default=None, max_length=50, pattern=r"^[0-9+()./ -]{3,50}$")
+    phone: str | None = Field(default=None, max_length=50, examples=["+49 30 1234 567"])
+
+    _blanks = field_validator("title", "phone", mode="before")(_blank_is_none)
+
+    @field_validator("phone")
+    @classmethod
+    def _dialable(cls, value: str | None) -> str | None:
+        if value is not None and not PHONE.fullmatch(value):
+            raise ValueError("phone may hold 3 or more digits, spaces and + ( ) . / - only")
+        return value
+
+
+class CompanyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    industry: str | None = Field(default=None, max_length=100)
+    size: int | None = Field(default=None, ge=1, le=10_000_000, description="Number of employees")
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2, e.g. DE", examples=["DE"])
+
+    _blanks = field_validator("industry", "country", mode="before")(_blank_is_none)
+
+    @field_validator("country")
+    @classmethod
+    def _iso_code(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = value.upper()
+        if not COUNTRY.fullmatch(code):
+            raise ValueError(f"country must be an ISO 3166-1 alpha-2 code such as 'DE', not {value!r}")
+        return code
 
 
 class LeadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: Channel
-    campaign_id: str | None = Field(default=None, max_length=64)
+    campaign_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     contact: ContactIn
-    company: Company
-    consent: bool
+    company: CompanyIn
+    consent: bool = Field(description="Consent to be contacted; required on channels the rules name")
     intent: Intent | None = None
+
+    def capture(self) -> Capture:
+        return Capture(
+            channel=self.channel,
+            campaign_id=self.campaign_id,
+            contact=Contact(**self.contact.model_dump()),
+            company=Company(**self.company.model_dump()),
+            consent=self.consent,
+            intent=self.intent,
+        )
 
 
 class LeadAccepted(BaseModel):

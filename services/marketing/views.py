@@ -3,14 +3,17 @@
 from typing import Any
 from uuid import uuid4
 
+import httpx
 from fastapi import APIRouter, Request, status
+from yarl import URL
 
-from schemas.events import Contact
-from services.marketing.app import campaigns, leads, runtime, settings
+from services.marketing.app import campaign_performance, campaigns, leads, runtime, settings
 from services.marketing.commands import CaptureLead, CreateCampaign, RecordActivity
 from services.marketing.domain.campaigns import Campaign
 from services.marketing.domain.identity import lead_id_for
-from services.marketing.domain.leads import Capture, Change
+from services.marketing.domain.leads import Change
+from services.marketing.domain.performance import Performance, performance
+from services.marketing.handlers import refuse_bad_capture
 from services.marketing.models import (
     ActivityAccepted,
     ActivityRequest,
@@ -20,58 +23,120 @@ from services.marketing.models import (
     LeadView,
 )
 from services.marketing.topics import commands
+from services.runtime.cluster import Unavailable
 from services.runtime.errors import NotFound
 
 router = APIRouter(tags=["marketing"])
 cluster = runtime.cluster
 
+REFUSED: dict[int | str, dict[str, Any]] = {
+    422: {"description": "Invalid input: each problem with its field (`loc`) and reason (`msg`)"}
+}
 
-# Campaign commands share one key: the worker owning its partition creates every
-# campaign, in turn. Campaigns are few; leads are what is spread over workers.
-CAMPAIGNS_KEY = "campaigns"
+# Campaigns never change once created, so a worker keeps those it had to ask for.
+_campaigns_seen: dict[str, Campaign] = {}
+MINT_TRIES = 64
 
 
-@router.post("/campaigns", status_code=status.HTTP_201_CREATED)
+def _is_self(url: URL) -> bool:
+    return (url.host, url.port) == (cluster.own_url.host, cluster.own_url.port)
+
+
+def _local_campaign_id() -> str | None:
+    """A fresh campaign id on a partition this worker owns, so the command that
+    creates it is applied here and answered at once; None if none turned up
+    (a worker without partitions), and the request goes to a worker with some."""
+    for _ in range(MINT_TRIES):
+        candidate = str(uuid4())
+        if _is_self(cluster.owner(campaigns, candidate)):
+            return candidate
+    return None
+
+
+@router.post("/campaigns", status_code=status.HTTP_201_CREATED, responses=REFUSED)
 async def create_campaign(body: CampaignRequest, request: Request) -> Campaign:
-    await cluster.ensure_local(request, leads, CAMPAIGNS_KEY)
-    campaign_id = str(uuid4())
+    campaign_id = _local_campaign_id()
+    if campaign_id is None:
+        campaign_id = str(uuid4())
+        await cluster.ensure_local(request, campaigns, campaign_id)  # the owner mints its own
     campaign: Campaign = await commands.ask(
-        CAMPAIGNS_KEY, CreateCampaign(campaign_id=campaign_id, **body.model_dump())
+        campaign_id, CreateCampaign(campaign_id=campaign_id, **body.model_dump())
     )
     return campaign
 
 
 @router.get("/campaigns")
-async def list_campaigns() -> dict[str, list[Campaign]]:
-    items = sorted((c for _, c in campaigns.items()), key=lambda c: c.created_at)
-    return {"items": items}
+async def list_campaigns(request: Request) -> dict[str, list[dict[str, Any]]]:
+    mine = [c.model_dump(mode="json") for _, c in cluster.local_items(campaigns)]
+    items = [*mine, *await cluster.gather(request, campaigns)]
+    return {"items": sorted(items, key=lambda c: c["created_at"])}
 
 
-@router.get("/campaigns/{campaign_id}")
-async def get_campaign(campaign_id: str) -> Campaign:
+async def _owned_campaign(campaign_id: str, request: Request) -> Campaign:
+    await cluster.ensure_local(request, campaigns, campaign_id)
     campaign = campaigns.get(campaign_id)
     if campaign is None:
         raise NotFound(f"no campaign {campaign_id!r}")
     return campaign
 
 
-@router.post("/leads", status_code=status.HTTP_202_ACCEPTED)
+@router.get("/campaigns/{campaign_id}")
+async def get_campaign(campaign_id: str, request: Request) -> Campaign:
+    return await _owned_campaign(campaign_id, request)
+
+
+@router.get("/campaigns/{campaign_id}/performance")
+async def get_campaign_performance(campaign_id: str, request: Request) -> Performance:
+    """Closed-loop performance: leads, MQLs, deals, revenue, cost per lead, ROI.
+    See services/marketing/domain/performance.py for what counts."""
+    # The campaign and its tally live on the same partition, hence on one worker.
+    campaign = await _owned_campaign(campaign_id, request)
+    return performance(campaign, campaign_performance.get(campaign_id))
+
+
+async def campaign_named(campaign_id: str | None) -> Campaign | None:
+    """The campaign a capture names, from whichever worker owns it; None if none exists."""
+    if campaign_id is None:
+        return None
+    if campaign_id in _campaigns_seen:
+        return _campaigns_seen[campaign_id]
+    owner = cluster.owner(campaigns, campaign_id)
+    if _is_self(owner):
+        found = campaigns.get(campaign_id)
+    else:
+        try:
+            answer = await cluster.client.get(str(owner.with_path(f"/campaigns/{campaign_id}")))
+        except httpx.HTTPError as unreachable:
+            raise Unavailable(f"worker {owner} did not answer: {unreachable}") from unreachable
+        if answer.status_code not in (200, 404):
+            raise Unavailable(f"worker {owner} answered {answer.status_code} for campaign {campaign_id}")
+        found = Campaign.model_validate_json(answer.content) if answer.status_code == 200 else None
+    if found is not None:
+        _campaigns_seen[campaign_id] = found
+    return found
+
+
+@router.post("/leads", status_code=status.HTTP_202_ACCEPTED, responses=REFUSED)
 async def capture_lead(body: LeadRequest, request: Request) -> LeadAccepted:
+    """One lead per person: a second capture of the same (normalised) email answers
+    the same lead_id with duplicate: true and counts as engagement."""
+    capture = body.capture()
+    campaign = await campaign_named(capture.campaign_id)
+    # Refused here, on whichever worker got it, before any state is touched; the
+    # agent checks again when it applies the command.
+    refuse_bad_capture(capture, campaign)
+    # Safe by design: the id derives from the email, so every capture of one person
+    # is a command on one partition, whose agent applies them one after the other,
+    # whichever worker took the request. The request itself goes to the worker
+    # owning that partition only so that it can await the outcome there.
     lead_id = lead_id_for(body.contact.email, settings.id_namespace)
     await cluster.ensure_local(request, leads, lead_id)
-    capture = Capture(
-        channel=body.channel,
-        campaign_id=body.campaign_id,
-        contact=Contact(**body.contact.model_dump()),
-        company=body.company,
-        consent=body.consent,
-        intent=body.intent,
-    )
-    change: Change = await commands.ask(lead_id, CaptureLead(lead_id=lead_id, capture=capture))
+    command = CaptureLead(lead_id=lead_id, capture=capture, campaign=campaign)
+    change: Change = await commands.ask(lead_id, command)
     return LeadAccepted(lead_id=lead_id, status=change.lead.status, duplicate=change.duplicate)
 
 
-@router.post("/leads/{lead_id}/activities", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/leads/{lead_id}/activities", status_code=status.HTTP_202_ACCEPTED, responses=REFUSED)
 async def record_activity(lead_id: str, body: ActivityRequest, request: Request) -> ActivityAccepted:
     await cluster.ensure_local(request, leads, lead_id)
     change: Change = await commands.ask(lead_id, RecordActivity(lead_id=lead_id, type=body.type))

@@ -2,16 +2,17 @@
 
 from datetime import date
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.events import Channel
 from schemas.money import Amount, Currency
+from services.marketing.domain.rules import industry_key
 
 
 class Budget(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    amount: Amount = Field(description="Decimal string, e.g. '5000.00'")
+    amount: Amount = Field(ge=0, description="Decimal string, e.g. '5000.00'; what the campaign costs")
     currency: Currency
 
 
@@ -20,6 +21,12 @@ class SizeRange(BaseModel):
 
     min: int | None = Field(default=None, ge=1)
     max: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _in_order(self) -> "SizeRange":
+        if self.min is not None and self.max is not None and self.max < self.min:
+            raise ValueError("company_size max must not be below min")
+        return self
 
     def contains(self, size: int) -> bool:
         return (self.min is None or size >= self.min) and (self.max is None or size <= self.max)
@@ -30,9 +37,29 @@ class Target(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    industries: list[str] = Field(default_factory=list)
-    countries: list[str] = Field(default_factory=list)
+    industries: list[str] = Field(default_factory=list, max_length=50)
+    countries: list[str] = Field(default_factory=list, max_length=250)
     company_size: SizeRange | None = None
+
+    @field_validator("industries")
+    @classmethod
+    def _industry_keys(cls, industries: list[str]) -> list[str]:
+        return [industry_key(i) for i in industries]
+
+    @field_validator("countries")
+    @classmethod
+    def _country_codes(cls, countries: list[str]) -> list[str]:
+        codes = [c.strip().upper() for c in countries]
+        bad = [c for c in codes if len(c) != 2 or not c.isascii() or not c.isalpha()]
+        if bad:
+            raise ValueError(f"countries must be ISO 3166-1 alpha-2 codes such as 'DE', not {bad}")
+        return codes
+
+    def has_industry(self, industry: str | None) -> bool:
+        return bool(industry) and industry_key(industry or "") in self.industries
+
+    def has_country(self, country: str | None) -> bool:
+        return country is not None and country.upper() in self.countries
 
 
 class Campaign(BaseModel):

@@ -18,14 +18,19 @@ from schemas.events import (
     Outcome,
     ScoreReason,
 )
+from services.marketing.domain import capture as captures
 from services.marketing.domain.activities import Activity, ActivityType
-from services.marketing.domain.campaigns import Campaign
+from services.marketing.domain.campaigns import Campaign, Target
+from services.marketing.domain.capture import Capture
+from services.marketing.domain.performance import CampaignFact, FactKind
 from services.marketing.domain.qualification import Assessment, Prospect, Verdict, assess
 from services.marketing.domain.rules import RuleSet
-from services.runtime.errors import Conflict, Unprocessable
+from services.runtime.errors import Conflict
 
 # Old activities have decayed to nothing; keep a lead's history bounded.
 MAX_ACTIVITIES = 200
+# A command is redelivered within the few that follow it, if at all.
+MAX_APPLIED_COMMANDS = 50
 
 
 class LeadStatus(StrEnum):
@@ -40,17 +45,6 @@ class LeadStatus(StrEnum):
 
 # Statuses in which marketing still decides; later ones belong to sales' outcome.
 OPEN = {LeadStatus.NEW, LeadStatus.NURTURING, LeadStatus.DISQUALIFIED}
-
-
-class Capture(BaseModel):
-    """A lead as captured by a form, a list import, a rep at a stand."""
-
-    channel: Channel
-    campaign_id: str | None
-    contact: Contact
-    company: Company
-    consent: bool
-    intent: Intent | None = None
 
 
 class Lead(BaseModel):
@@ -75,26 +69,45 @@ class Lead(BaseModel):
     closed_at: AwareDatetime | None = None
     deal_id: str | None = None
     lost_reason: LostReason | None = None
+    # The target segment of the lead's campaign, as it was at capture (campaigns do
+    # not change): fit is scored against it on this lead's partition, without
+    # reading another partition's state.
+    campaign_target: Target | None = None
+    # The latest commands applied to this lead: a redelivered one changes nothing.
+    applied_commands: list[str] = Field(default_factory=list)
 
-    def prospect(self, campaign: Campaign | None) -> Prospect:
+    def applied(self, command_id: str) -> "Lead":
+        return self.model_copy(
+            update={"applied_commands": [*self.applied_commands, command_id][-MAX_APPLIED_COMMANDS:]}
+        )
+
+    def prospect(self) -> Prospect:
         return Prospect(
             contact=self.contact,
             company=self.company,
             consent=self.consent,
             intent=self.intent,
             activities=tuple(self.activities),
-            campaign=campaign,
+            target=self.campaign_target,
         )
 
 
 @dataclass(frozen=True)
 class Change:
-    """A lead after a step, and the events the step publishes."""
+    """A lead after a step, what the step publishes, and what it tells campaign performance."""
 
     lead: Lead
+    before: LeadStatus | None = None  # None: the lead is new
     created: LeadCreated | None = None
     qualified: LeadQualified | None = None
     duplicate: bool = False
+    facts: tuple[CampaignFact, ...] = ()
+    # The command had been applied already; nothing changed and nothing is to be published.
+    replayed: bool = False
+
+    @property
+    def status_changed(self) -> bool:
+        return self.before is not self.lead.status
 
 
 def capture(
@@ -104,10 +117,17 @@ def capture(
     campaign: Campaign | None,
     rules: RuleSet,
     now: datetime,
+    command_id: str,
 ) -> Change:
-    if data.campaign_id is not None and campaign is None:
-        raise Unprocessable(f"unknown campaign {data.campaign_id!r}", field="campaign_id")
+    """A capture of a person: a new lead, or engagement on the lead they already are.
+
+    `campaign` is the one the capture names (None: none, or none by that id). A
+    lead stays with the campaign of its first capture. Refused as a whole
+    (CaptureRefused) before anything changes when it cannot be accepted."""
+    captures.check(data, campaign, rules)
     if existing is not None:
+        if command_id in existing.applied_commands:
+            return Change(lead=existing, before=existing.status, duplicate=True, replayed=True)
         # The same person again: engagement on the lead we have, not a second lead.
         engaged = existing.model_copy(
             update={
@@ -115,9 +135,20 @@ def capture(
                 "intent": data.intent or existing.intent,
                 "consent": existing.consent or data.consent,
             }
+        ).applied(command_id)
+        change = _engage(
+            existing, engaged, Activity(type=ActivityType.RECAPTURE, at=now), rules, now, command_id
         )
-        change = _engage(engaged, Activity(type=ActivityType.RECAPTURE, at=now), campaign, rules, now)
-        return Change(lead=change.lead, qualified=change.qualified, duplicate=True)
+        again = _fact(
+            FactKind.DUPLICATE_CAPTURE, f"{command_id}:duplicate_capture", data.campaign_id, lead_id, now
+        )
+        return Change(
+            lead=change.lead,
+            before=existing.status,
+            qualified=change.qualified,
+            duplicate=True,
+            facts=(*again, *change.facts),
+        )
     lead = Lead(
         lead_id=lead_id,
         campaign_id=data.campaign_id,
@@ -129,7 +160,8 @@ def capture(
         status=LeadStatus.NEW,
         captured_at=now,
         updated_at=now,
-    )
+        campaign_target=campaign.target if campaign else None,
+    ).applied(command_id)
     created = LeadCreated(
         lead_id=lead_id,
         campaign_id=data.campaign_id,
@@ -140,18 +172,29 @@ def capture(
         intent=data.intent,
         captured_at=now,
     )
-    lead, qualified = _reassess(lead, campaign, rules, now)
-    return Change(lead=lead, created=created, qualified=qualified)
+    lead, qualified = _reassess(lead, rules, now)
+    return Change(
+        lead=lead,
+        before=None,
+        created=created,
+        qualified=qualified,
+        facts=tuple(facts_between(None, lead, command_id, now)),
+    )
 
 
-def record_activity(
-    lead: Lead, activity: Activity, campaign: Campaign | None, rules: RuleSet, now: datetime
-) -> Change:
-    return _engage(lead, activity, campaign, rules, now)
+def record_activity(lead: Lead, activity: Activity, rules: RuleSet, now: datetime, command_id: str) -> Change:
+    if command_id in lead.applied_commands:
+        return Change(lead=lead, before=lead.status, replayed=True)
+    return _engage(lead, lead.applied(command_id), activity, rules, now, command_id)
 
 
 def _engage(
-    lead: Lead, activity: Activity, campaign: Campaign | None, rules: RuleSet, now: datetime
+    before: Lead,
+    lead: Lead,
+    activity: Activity,
+    rules: RuleSet,
+    now: datetime,
+    cause: str,
 ) -> Change:
     activities = [*lead.activities, activity][-MAX_ACTIVITIES:]
     updates: dict[str, object] = {"activities": activities, "updated_at": now}
@@ -161,15 +204,18 @@ def _engage(
         updates["intent"] = Intent.DEMO_REQUEST
     lead = lead.model_copy(update=updates)
     if lead.status not in OPEN:
-        return Change(lead=lead)
-    lead, qualified = _reassess(lead, campaign, rules, now)
-    return Change(lead=lead, qualified=qualified)
+        return Change(lead=lead, before=before.status)
+    lead, qualified = _reassess(lead, rules, now)
+    return Change(
+        lead=lead,
+        before=before.status,
+        qualified=qualified,
+        facts=tuple(facts_between(before, lead, cause, now)),
+    )
 
 
-def _reassess(
-    lead: Lead, campaign: Campaign | None, rules: RuleSet, now: datetime
-) -> tuple[Lead, LeadQualified | None]:
-    result: Assessment = assess(lead.prospect(campaign), rules, now)
+def _reassess(lead: Lead, rules: RuleSet, now: datetime) -> tuple[Lead, LeadQualified | None]:
+    result: Assessment = assess(lead.prospect(), rules, now)
     status = {
         Verdict.QUALIFIED: LeadStatus.QUALIFIED,
         Verdict.NURTURING: LeadStatus.NURTURING,
@@ -187,7 +233,7 @@ def _reassess(
     )
     if status is not LeadStatus.QUALIFIED:
         return lead, None
-    # Qualified once: this is the handover to sales.
+    # Qualified once (QUALIFIED is not OPEN, so never reassessed): the handover to sales.
     lead = lead.model_copy(update={"qualified_at": now})
     return lead, LeadQualified(
         lead_id=lead.lead_id,
@@ -201,10 +247,10 @@ def _reassess(
     )
 
 
-def close_loop(lead: Lead, deal: DealClosed) -> Lead:
+def close_loop(lead: Lead, deal: DealClosed) -> Change:
     """Sales' verdict on the lead comes back: won, lost, or not a real lead."""
     if lead.closed_at is not None and lead.deal_id == deal.deal_id:
-        return lead  # the same outcome delivered again
+        return Change(lead=lead, before=lead.status, replayed=True)  # the same outcome again
     if lead.closed_at is not None:
         raise Conflict(f"lead {lead.lead_id} was already closed by deal {lead.deal_id}")
     if deal.outcome is Outcome.WON:
@@ -213,7 +259,7 @@ def close_loop(lead: Lead, deal: DealClosed) -> Lead:
         status = LeadStatus.RECYCLED
     else:
         status = LeadStatus.LOST
-    return lead.model_copy(
+    closed = lead.model_copy(
         update={
             "status": status,
             "deal_id": deal.deal_id,
@@ -222,3 +268,56 @@ def close_loop(lead: Lead, deal: DealClosed) -> Lead:
             "updated_at": deal.closed_at,
         }
     )
+    outcome = _fact(
+        FactKind.WON if deal.outcome is Outcome.WON else FactKind.LOST,
+        f"{deal.deal_id}:{deal.outcome}",
+        lead.campaign_id,
+        lead.lead_id,
+        deal.closed_at,
+        amount=deal.amount if deal.outcome is Outcome.WON else None,
+        currency=deal.currency if deal.outcome is Outcome.WON else None,
+        lost_reason=deal.lost_reason,
+    )
+    transitions = facts_between(lead, closed, deal.deal_id, deal.closed_at)
+    return Change(lead=closed, before=lead.status, facts=(*outcome, *transitions))
+
+
+def facts_between(before: Lead | None, after: Lead, cause: str, at: datetime) -> list[CampaignFact]:
+    """What a lead's step means to its campaign's performance.
+
+    Facts that happen once in a lead's life take their id from the lead; changes
+    that may happen again (disqualified, reinstated) take it from their cause, a
+    command or a deal, which is delivered again with the same id."""
+    lead_id, campaign_id = after.lead_id, after.campaign_id
+    facts = []
+    if before is None:
+        facts += _fact(FactKind.CAPTURED, f"{lead_id}:captured", campaign_id, lead_id, at)
+    if after.qualified_at is not None and (before is None or before.qualified_at is None):
+        facts += _fact(FactKind.QUALIFIED, f"{lead_id}:qualified", campaign_id, lead_id, at)
+    was_out = before is not None and before.status is LeadStatus.DISQUALIFIED
+    is_out = after.status is LeadStatus.DISQUALIFIED
+    if is_out and not was_out:
+        facts += _fact(FactKind.DISQUALIFIED, f"{cause}:disqualified", campaign_id, lead_id, at)
+    if was_out and not is_out:
+        facts += _fact(FactKind.REINSTATED, f"{cause}:reinstated", campaign_id, lead_id, at)
+    return facts
+
+
+def _fact(
+    kind: FactKind, fact_id: str, campaign_id: str | None, lead_id: str, at: datetime, **extra: object
+) -> list[CampaignFact]:
+    """The fact, for a lead of a campaign; none for a lead captured without one."""
+    if campaign_id is None:
+        return []
+    return [
+        CampaignFact.model_validate(
+            {
+                "fact_id": fact_id,
+                "campaign_id": campaign_id,
+                "lead_id": lead_id,
+                "kind": kind,
+                "at": at,
+                **extra,
+            }
+        )
+    ]

@@ -1,5 +1,10 @@
 """When is a lead not really a lead? Fit plus engagement against a threshold,
-disqualifiers first, hand-raisers at once. Every decision lists its reasons."""
+disqualifiers first, hand-raisers at once. Every decision lists its reasons.
+
+An email that is not an email never gets this far: the capture is refused (422).
+A real address on a disposable, free-mail or competitor domain, a missing
+consent or an unsubscribe disqualifies: the lead is kept, with its reasons,
+and is assessed again when it changes (a later capture may bring consent)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -7,9 +12,9 @@ from enum import StrEnum
 
 from schemas.events import Company, Contact, Intent, ScoreReason
 from services.marketing.domain.activities import Activity, ActivityType, age_in_days, decayed
-from services.marketing.domain.campaigns import Campaign
+from services.marketing.domain.campaigns import Target
 from services.marketing.domain.identity import email_domain
-from services.marketing.domain.rules import RuleSet
+from services.marketing.domain.rules import RuleSet, industry_key
 
 
 class Verdict(StrEnum):
@@ -27,7 +32,8 @@ class Prospect:
     consent: bool
     intent: Intent | None
     activities: tuple[Activity, ...]
-    campaign: Campaign | None
+    # The segment of the campaign the lead came through, if any.
+    target: Target | None
 
 
 @dataclass(frozen=True)
@@ -58,16 +64,17 @@ def disqualifiers(prospect: Prospect, rules: RuleSet) -> list[str]:
 
 def fit_reasons(prospect: Prospect, rules: RuleSet) -> list[ScoreReason]:
     fit, company = rules.fit, prospect.company
-    target = prospect.campaign.target if prospect.campaign else None
+    target = prospect.target
     reasons = []
-    industry = (company.industry or "").lower()
-    if target and target.industries and industry in {i.lower() for i in target.industries}:
+    industry = industry_key(company.industry or "")
+    # A campaign's own target industries count instead of the general ideal ones.
+    if target and target.has_industry(industry):
         reasons.append(
             ScoreReason(rule="fit.target_industry", points=fit.target_industry_points, detail=industry)
         )
     elif industry and industry in fit.industries:
         reasons.append(ScoreReason(rule="fit.industry", points=fit.industry_points, detail=industry))
-    if target and target.countries and company.country in target.countries:
+    if target and target.has_country(company.country):
         reasons.append(
             ScoreReason(
                 rule="fit.target_country", points=fit.target_country_points, detail=company.country or ""
@@ -81,16 +88,11 @@ def fit_reasons(prospect: Prospect, rules: RuleSet) -> list[ScoreReason]:
         band = next((b for b in fit.company_size if b.contains(company.size)), None)
         if band is not None and band.points:
             reasons.append(ScoreReason(rule="fit.company_size", points=band.points, detail=str(company.size)))
-    title = (prospect.contact.title or "").lower()
+    title = prospect.contact.title or ""
+    # The first (most senior) rule that matches counts, alone.
     for rule in fit.titles:
-        if any(keyword in title for keyword in rule.keywords):
-            reasons.append(
-                ScoreReason(
-                    rule=f"fit.title.{rule.seniority}",
-                    points=rule.points,
-                    detail=prospect.contact.title or "",
-                )
-            )
+        if rule.matches(title):
+            reasons.append(ScoreReason(rule=f"fit.title.{rule.seniority}", points=rule.points, detail=title))
             break
     return [r for r in reasons if r.points]
 

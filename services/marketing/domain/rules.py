@@ -4,13 +4,23 @@ Defaults ship in services/marketing/rules/default.yaml; a deployment points
 LEADFLOW_RULES_FILE at its own file to change them without code changes.
 """
 
+import re
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from schemas.events import Intent
+from schemas.events import Channel, Intent
 from services.marketing.domain.activities import ActivityType
+
+
+class RulesFileError(Exception):
+    """The rules file cannot be read or does not describe a valid rule set."""
+
+
+def industry_key(industry: str) -> str:
+    """'Financial Services', 'financial-services' and 'financial_services' are one industry."""
+    return re.sub(r"[\s_-]+", "_", industry.strip().lower())
 
 
 class Band(BaseModel):
@@ -32,6 +42,11 @@ class TitleRule(BaseModel):
     seniority: str
     keywords: list[str]
     points: int
+
+    def matches(self, title: str) -> bool:
+        """Whole words only: 'cto' is not in 'Director', 'coo' not in 'Coordinator'."""
+        words = title.lower()
+        return any(re.search(rf"\b{re.escape(k.lower())}\b", words) for k in self.keywords)
 
 
 class FitRules(BaseModel):
@@ -64,30 +79,48 @@ class Disqualifiers(BaseModel):
     competitor_domains: list[str] = Field(default_factory=list)
 
 
+class CaptureRules(BaseModel):
+    """What a capture must carry to be accepted at all (refused with 422 otherwise)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Channels where the person fills in a form and can give consent there and then.
+    consent_required_channels: list[Channel] = Field(default_factory=list)
+
+
 class RuleSet(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: str
+    version: str = Field(min_length=1)
     threshold: int = Field(gt=0)
     hand_raiser_intents: list[Intent]
+    capture: CaptureRules = Field(default_factory=CaptureRules)
     fit: FitRules
     engagement: EngagementRules
     disqualifiers: Disqualifiers
 
     @model_validator(mode="after")
-    def _lower_case_lists(self) -> "RuleSet":
+    def _normalised_lists(self) -> "RuleSet":
         for domains in (
             self.disqualifiers.free_mail_domains,
             self.disqualifiers.disposable_domains,
             self.disqualifiers.competitor_domains,
-            self.fit.industries,
         ):
-            domains[:] = [d.lower() for d in domains]
+            domains[:] = [d.strip().lower() for d in domains]
+        self.fit.industries[:] = [industry_key(i) for i in self.fit.industries]
         return self
 
     @classmethod
     def load(cls, path: Path) -> "RuleSet":
-        return cls.model_validate(yaml.safe_load(path.read_text()))
+        """Read and check a rules file; a bad one stops the worker with the reason."""
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as unreadable:
+            raise RulesFileError(f"cannot read rules file {path}: {unreadable}") from unreadable
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as invalid:
+            raise RulesFileError(f"rules file {path} is not a valid rule set:\n{invalid}") from invalid
 
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "default.yaml"
