@@ -8,6 +8,7 @@ checks that topics that already exist have the partition count it expects.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -52,41 +53,54 @@ def admin_client(settings: ServiceSettings) -> KafkaAdminClient:
     return KafkaAdminClient(**options)
 
 
-def ensure_topics(settings: ServiceSettings, specs: list[TopicSpec]) -> list[str]:
+def ensure_topics(
+    settings: ServiceSettings, specs: list[TopicSpec], *, ready_timeout: float = 30.0
+) -> list[str]:
     """Create the missing topics; return the names created. Raise PartitionMismatch
-    when an existing topic has another partition count than configured."""
+    when an existing topic has another partition count than configured.
+
+    Returns only once every topic has all its partitions led: a consumer that
+    reads metadata while a new topic has none yet keeps "0 partitions" for it,
+    and Faust then refuses to write the table whose changelog it is."""
     admin = admin_client(settings)
     try:
         existing = set(admin.list_topics())
-        missing = [spec for spec in specs if spec.name not in existing]
         created: list[str] = []
-        for spec in missing:
+        for spec in specs:
+            if spec.name in existing:
+                continue
             config = {"cleanup.policy": "compact"} if spec.compacted else {}
+            topic = NewTopic(
+                spec.name, settings.topic_partitions, settings.topic_replication_factor, topic_configs=config
+            )
             try:
-                admin.create_topics(
-                    [
-                        NewTopic(
-                            spec.name,
-                            settings.topic_partitions,
-                            settings.topic_replication_factor,
-                            topic_configs=config,
-                        )
-                    ]
-                )
+                admin.create_topics([topic])
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass  # another service created it in the meantime
-        present = [spec.name for spec in specs if spec.name in existing]
-        if present:
-            for described in admin.describe_topics(present):
-                count = len(described["partitions"])
-                if count != settings.topic_partitions:
-                    raise PartitionMismatch(
-                        f"topic {described['name']} has {count} partitions, "
-                        f"configured: {settings.topic_partitions}"
-                    )
+        _wait_until_led(admin, [spec.name for spec in specs], settings.topic_partitions, ready_timeout)
         if created:
             log.info("created topics", extra={"topics": created})
         return created
     finally:
         admin.close()
+
+
+def _wait_until_led(admin: KafkaAdminClient, names: list[str], partitions: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting = []
+        for described in admin.describe_topics(names):
+            led = [p for p in described["partitions"] if p["leader_id"] >= 0]
+            count = len(described["partitions"])
+            if count and count != partitions:
+                raise PartitionMismatch(
+                    f"topic {described['name']} has {count} partitions, configured: {partitions}"
+                )
+            if described["error_code"] or len(led) < partitions:
+                waiting.append(described["name"])
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics without led partitions after {timeout:.0f}s: {waiting}")
+        time.sleep(0.2)
