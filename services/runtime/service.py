@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from schemas.topics import dead_letter_topic
 from services.runtime.cluster import Cluster, Forwarded, Unavailable
 from services.runtime.commands import Commands, CommandTimeout
+from services.runtime.consumer import App
 from services.runtime.deadletters import DeadLetters
 from services.runtime.errors import DomainError
 from services.runtime.events import EventPublisher, event_topic
@@ -47,7 +48,7 @@ def _monitor() -> PrometheusMonitor:
 class ServiceRuntime:
     def __init__(self, settings: ServiceSettings, *, title: str, description: str) -> None:
         self.settings = settings
-        self.app = faust.App(
+        self.app = App(
             settings.app_id,
             broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
             broker_credentials=_credentials(settings),
