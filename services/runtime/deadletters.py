@@ -13,6 +13,7 @@ import faust
 from faust.types import Message, TopicT
 from prometheus_client import Counter
 
+from schemas import topics
 from schemas.topics import dead_letter_topic
 
 log = logging.getLogger(__name__)
@@ -23,14 +24,14 @@ DEAD_LETTERS = Counter(
     ["topic", "error_type"],
 )
 
-# Header names, part of the contract (schemas/asyncapi.yaml documents them).
-ERROR = "dlq.error"
-ERROR_TYPE = "dlq.error.type"
-ORIGIN_TOPIC = "dlq.origin.topic"
-ORIGIN_PARTITION = "dlq.origin.partition"
-ORIGIN_OFFSET = "dlq.origin.offset"
-FAILED_BY = "dlq.failed.by"
-FAILED_AT = "dlq.failed.at"
+# Header names, part of the contract (schemas/topics.py, schemas/asyncapi.yaml).
+ERROR = topics.DLQ_ERROR
+ERROR_TYPE = topics.DLQ_ERROR_TYPE
+ORIGIN_TOPIC = topics.DLQ_ORIGIN_TOPIC
+ORIGIN_PARTITION = topics.DLQ_ORIGIN_PARTITION
+ORIGIN_OFFSET = topics.DLQ_ORIGIN_OFFSET
+FAILED_BY = topics.DLQ_FAILED_BY
+FAILED_AT = topics.DLQ_FAILED_AT
 
 
 class DeadLetters:

@@ -43,8 +43,16 @@ class EventPublisher:
 
     async def publish(self, data: EventData, *, subject: str, at: datetime | None = None) -> CloudEvent[Any]:
         event = new_event(data, source=self.source, subject=subject, at=at)
-        await self.topic(data.TYPE).send(key=subject.encode(), value=event.to_json(), headers=HEADERS)
+        await self.send(event)
         return event
+
+    async def send(self, event: CloudEvent[Any], *, wait: bool = False) -> None:
+        """Send a ready envelope, keyed by its subject; with `wait`, until the broker has it."""
+        delivery = await self.topic(event.type).send(
+            key=event.subject.encode(), value=event.to_json(), headers=HEADERS
+        )
+        if wait:
+            await delivery
 
 
 async def consume(

@@ -1,11 +1,14 @@
 """An Order: made from a won deal, once, and taken through its lifecycle."""
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from uuid import UUID, uuid5
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from schemas.envelope import CloudEvent
 from schemas.events import Customer, DealClosed, OrderCreated, OrderLine, Outcome
 from schemas.money import Amount, Currency
 from services.runtime.errors import Conflict
@@ -45,7 +48,10 @@ class Order(BaseModel):
     status: OrderStatus
     created_at: AwareDatetime
     deal_closed_at: AwareDatetime
+    # Every status the order went through, with when: the first entry is `created`.
     history: list[StatusChange] = Field(default_factory=list)
+    # When the broker acknowledged this order's order.created; None until then.
+    published_at: AwareDatetime | None = None
 
 
 def order_id_for(lead_id: str) -> str:
@@ -62,7 +68,9 @@ class TotalMismatch(ValueError):
     """The deal's amount is not what its lines add up to: no order is made from it."""
 
 
-def order_from_deal(deal: DealClosed, now: datetime) -> tuple[Order, OrderCreated]:
+def order_from_deal(deal: DealClosed, now: datetime) -> Order:
+    """The order a won deal makes, its total recomputed from the lines and checked
+    against the deal's amount. Raises TotalMismatch rather than make a wrong order."""
     if deal.outcome is not Outcome.WON:
         raise ValueError(f"deal {deal.deal_id} was {deal.outcome}; only won deals make orders")
     lines = [
@@ -80,7 +88,7 @@ def order_from_deal(deal: DealClosed, now: datetime) -> tuple[Order, OrderCreate
         raise TotalMismatch(
             f"deal {deal.deal_id} says amount {deal.amount} {deal.currency} but its lines add up to {total}"
         )
-    order = Order(
+    return Order(
         order_id=order_id_for(deal.lead_id),
         deal_id=deal.deal_id,
         lead_id=deal.lead_id,
@@ -93,17 +101,35 @@ def order_from_deal(deal: DealClosed, now: datetime) -> tuple[Order, OrderCreate
         deal_closed_at=deal.closed_at,
         history=[StatusChange(status=OrderStatus.CREATED, at=now)],
     )
-    created = OrderCreated(
+
+
+def created_event(order: Order, *, namespace: UUID, source: str) -> CloudEvent[OrderCreated]:
+    """The order.created of `order`, the same every time it is built: its id derives
+    from the order id and its time is the order's. An order published again (a crash
+    between publishing and recording it) is an exact copy subscribers drop by id."""
+    data = OrderCreated(
         order_id=order.order_id,
         deal_id=order.deal_id,
         lead_id=order.lead_id,
         customer=order.customer,
-        lines=lines,
-        total=total,
+        lines=order.lines,
+        total=order.total,
         currency=order.currency,
-        created_at=now,
+        created_at=order.created_at,
     )
-    return order, created
+    return CloudEvent[OrderCreated](
+        id=uuid5(namespace, f"{OrderCreated.TYPE}:{order.order_id}"),
+        source=source,
+        type=OrderCreated.TYPE,
+        time=order.created_at,
+        subject=order.lead_id,
+        dataschema=OrderCreated.dataschema(),
+        data=data,
+    )
+
+
+def published(order: Order, at: datetime) -> Order:
+    return order.model_copy(update={"published_at": at})
 
 
 def change_status(order: Order, to: OrderStatus, now: datetime) -> Order:
@@ -112,3 +138,17 @@ def change_status(order: Order, to: OrderStatus, now: datetime) -> Order:
     return order.model_copy(
         update={"status": to, "history": [*order.history, StatusChange(status=to, at=now)]}
     )
+
+
+def count_by_status(orders: Iterable[Order]) -> dict[OrderStatus, int]:
+    """How many of `orders` are in each status, every status named (zero included)."""
+    counts = dict.fromkeys(OrderStatus, 0)
+    for order in orders:
+        counts[order.status] += 1
+    return counts
+
+
+def deal_to_order_seconds(order: Order) -> float:
+    """How long the order took to follow its deal's close (never negative: the two
+    clocks are different machines')."""
+    return max(0.0, (order.created_at - order.deal_closed_at).total_seconds())
