@@ -11,7 +11,7 @@ export UV_CACHE_DIR := $(CURDIR)/.cache/uv
 export UV_PYTHON_DOWNLOADS := never
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -33,7 +33,7 @@ down: ## stop leftover services and the local broker
 	-$(PY) deploy/local/up.py --stop 2>/dev/null
 	deploy/local/kafka.sh stop
 
-schemas: venv ## regenerate the committed JSON Schemas from the pydantic models
+schemas: venv ## regenerate the committed JSON Schemas and AsyncAPI from the pydantic models
 	$(PY) -m schemas.generate
 
 lint: venv ## ruff, mypy, import contracts, generated files up to date
@@ -42,8 +42,9 @@ lint: venv ## ruff, mypy, import contracts, generated files up to date
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 	$(PY) -m schemas.generate --check
+	$(PY) -m schemas.compat
 
-test: venv lint ## every test: unit, agent, integration and end-to-end on a real broker
+test: venv lint deploy-tools ## every test: unit, agent, integration and end-to-end on a real broker
 	.venv/bin/pytest
 
 unit: venv ## the fast tests only (no broker)
@@ -57,3 +58,5 @@ format: venv ## apply ruff's formatting and fixes
 	.venv/bin/ruff check --fix .
 
 .PHONY: help venv broker up down schemas lint test unit bench format
+
+include deploy/tools.mk

@@ -1,0 +1,27 @@
+# Deployment tooling, included by the Makefile (`include deploy/tools.mk`).
+# `make test` depends on `deploy-tools`: the chart and rule tests run the real
+# Helm, promtool and Prometheus that these targets install into .cache/tools.
+
+HELM_VERSION := v3.19.0
+HELM := .cache/tools/bin/helm
+PROMETHEUS_BIN := .cache/tools/prometheus/usr/bin
+PROMTOOL := $(PROMETHEUS_BIN)/promtool
+
+helm: ## install the pinned Helm (built from its Go module) into .cache/tools
+	@HELM_VERSION=$(HELM_VERSION) deploy/tools/install-helm.sh >/dev/null
+
+promtool: ## install Prometheus and promtool (Debian's package, unpacked) into .cache/tools
+	@deploy/tools/install-prometheus.sh >/dev/null
+
+deploy-tools: helm promtool ## everything the deploy tests need
+
+deploy-generate: venv helm ## regenerate the chart's topic list (from the code) and the alert rules (from the chart)
+	$(PY) -m tests.deploy.chart
+
+deploy-check: deploy-tools ## quick checks without pytest: helm lint, promtool rule checks and unit tests
+	$(HELM) lint --strict deploy/helm/leadflow
+	$(HELM) lint --strict deploy/helm/leadflow -f deploy/helm/leadflow/values-production.yaml
+	$(PROMTOOL) check rules deploy/prometheus/rules/*.yaml
+	$(PROMTOOL) test rules deploy/prometheus/tests/*.yaml
+
+.PHONY: helm promtool deploy-tools deploy-generate deploy-check
