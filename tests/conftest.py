@@ -11,11 +11,12 @@ SERVICE_PORTS = {"marketing": PORT_BASE + 1, "sales": PORT_BASE + 2, "orders": P
 
 
 @pytest.fixture(scope="session")
-def broker() -> Broker:
-    """A fresh broker for this test session (reused within it)."""
+def broker() -> Iterator[Broker]:
+    """A fresh broker for this test session, stopped at its end."""
     broker = Broker()
     broker.fresh()
-    return broker
+    yield broker
+    broker.run("stop")
 
 
 @pytest.fixture(scope="session")
