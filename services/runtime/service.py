@@ -28,6 +28,7 @@ from services.runtime.consumer import App
 from services.runtime.deadletters import DeadLetters
 from services.runtime.errors import DomainError
 from services.runtime.events import EventPublisher, event_topic
+from services.runtime.http_metrics import instrument_http
 from services.runtime.logs import logging_config
 from services.runtime.settings import ServiceSettings
 from services.runtime.topics import TopicSpec, ensure_topics
@@ -77,6 +78,7 @@ class ServiceRuntime:
         self._internal: list[str] = []
         self._kafka_checked: tuple[float, bool] = (0.0, False)
         self.api = FastAPI(title=title, description=description, version="1")
+        instrument_http(self.api)
         self._install_web()
         serve_asgi(self.app, self.api, host=settings.web_host, port=settings.web_port)
 

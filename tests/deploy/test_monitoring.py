@@ -197,6 +197,33 @@ def test_prometheus_scrapes_business_and_faust_metrics_of_every_service(
     assert {s["metric"]["job"] for s in owners} == JOBS.keys()
 
 
+def test_prometheus_counts_http_requests_by_route_template(
+    system: dict[str, Worker], prometheus: str, scenario: None
+) -> None:
+    # The scenario's two runs, each under the template of the route that answered.
+    answered = {
+        "marketing": ("/leads", "POST"),
+        "sales": ("/deals/{deal_id}/close", "POST"),
+        "orders": ("/orders", "GET"),
+    }
+    for service, (handler, method) in answered.items():
+        route = f'job="leadflow-{service}", handler="{handler}", method="{method}"'
+        counted = f'sum(leadflow_http_requests_total{{{route}, status="2xx"}}) >= 2'
+        assert eventually(partial(query, prometheus, counted), timeout=30), service
+        assert query(prometheus, f"sum(leadflow_http_request_duration_seconds_count{{{route}}}) >= 2"), (
+            service
+        )
+    # Every handler is one of the service's route templates (or "none", for a
+    # path no route serves); scrapes and probes are not counted.
+    seen = query(prometheus, "group by (job, handler) (leadflow_http_requests_total)")
+    for service, worker in system.items():
+        templates = set(httpx.get(f"{worker.url}/openapi.json", timeout=10).json()["paths"])
+        templates |= {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}  # FastAPI's own
+        handlers = {s["metric"]["handler"] for s in seen if s["metric"]["job"] == f"leadflow-{service}"}
+        assert answered[service][0] in handlers, service
+        assert handlers <= (templates - {"/metrics", "/healthz", "/readyz"}) | {"none"}, service
+
+
 def test_alert_rules_load_evaluate_and_see_the_dead_letter(prometheus: str, scenario: None) -> None:
     def evaluated() -> list[dict[str, Any]]:
         groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]

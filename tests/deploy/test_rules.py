@@ -17,6 +17,7 @@ REQUIRED = {
     "LeadflowNoLeadsCaptured",  # no leads for a long time
     "LeadflowPodNotReady",  # a service not ready
     "LeadflowErrorRateHigh",  # error rate
+    "LeadflowHttpErrorRateHigh",  # error rate of the HTTP APIs (5xx)
 }
 
 
