@@ -24,15 +24,6 @@ DEAD_LETTERS = Counter(
     ["topic", "error_type"],
 )
 
-# Header names, part of the contract (schemas/topics.py, schemas/asyncapi.yaml).
-ERROR = topics.DLQ_ERROR
-ERROR_TYPE = topics.DLQ_ERROR_TYPE
-ORIGIN_TOPIC = topics.DLQ_ORIGIN_TOPIC
-ORIGIN_PARTITION = topics.DLQ_ORIGIN_PARTITION
-ORIGIN_OFFSET = topics.DLQ_ORIGIN_OFFSET
-FAILED_BY = topics.DLQ_FAILED_BY
-FAILED_AT = topics.DLQ_FAILED_AT
-
 
 class DeadLetters:
     def __init__(self, app: faust.App, service: str) -> None:
@@ -50,13 +41,13 @@ class DeadLetters:
     async def send(self, message: Message, error: BaseException) -> None:
         reason = _describe(error)
         headers = [
-            (ERROR, reason.encode()),
-            (ERROR_TYPE, type(error).__name__.encode()),
-            (ORIGIN_TOPIC, message.topic.encode()),
-            (ORIGIN_PARTITION, str(message.partition).encode()),
-            (ORIGIN_OFFSET, str(message.offset).encode()),
-            (FAILED_BY, self.service.encode()),
-            (FAILED_AT, datetime.now(UTC).isoformat().encode()),
+            (topics.DLQ_ERROR, reason.encode()),
+            (topics.DLQ_ERROR_TYPE, type(error).__name__.encode()),
+            (topics.DLQ_ORIGIN_TOPIC, message.topic.encode()),
+            (topics.DLQ_ORIGIN_PARTITION, str(message.partition).encode()),
+            (topics.DLQ_ORIGIN_OFFSET, str(message.offset).encode()),
+            (topics.DLQ_FAILED_BY, self.service.encode()),
+            (topics.DLQ_FAILED_AT, datetime.now(UTC).isoformat().encode()),
             *_original_headers(message),
         ]
         log.warning(
