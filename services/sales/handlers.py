@@ -127,12 +127,11 @@ async def handle(command: Any) -> Any:
 async def on_desk_request(request: DeskRequest) -> None:
     book = desk.get(DESK_KEY) or Desk()
     known = placements.get(request.lead_id)
-    queued = {lead_id: p for lead_id in book.queue if (p := placements.get(lead_id)) is not None}
     now = clock.now()
     if isinstance(request, PlaceDeal):
-        change = assignment.place(book, roster, request, known, queued, now)
+        change = assignment.place(book, roster, request, known, placements, now)
     else:
-        change = assignment.release(book, roster, request, known, queued, now)
+        change = assignment.release(book, roster, request, known, placements, now)
     # Decisions go out before the state is stored: the desk decides the same
     # again if it dies in between and the request comes back.
     for decision in change.decisions:

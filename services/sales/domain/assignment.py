@@ -44,11 +44,10 @@ These functions are pure: the desk's handler fetches the state they need and
 stores what they return.
 """
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -183,12 +182,18 @@ class Change:
     decisions: list[Decision] = field(default_factory=list)
 
 
+class QueuedPlacements(Protocol):
+    """The placements of queued leads, looked up one by one: the queue can be long."""
+
+    def get(self, lead_id: str, /) -> Placement | None: ...
+
+
 def place(
     desk: Desk,
     roster: Roster,
     request: PlaceDeal,
     known: Placement | None,
-    queued: Mapping[str, Placement],
+    queued: QueuedPlacements,
     now: datetime,
 ) -> Change:
     """Place a new deal with a rep or in the queue. `known`: the lead's placement
@@ -216,7 +221,7 @@ def release(
     roster: Roster,
     request: ReleaseDeal,
     known: Placement | None,
-    queued: Mapping[str, Placement],
+    queued: QueuedPlacements,
     now: datetime,
 ) -> Change:
     """A deal closed: free its rep's slot (or its place in the queue), count the
@@ -260,9 +265,12 @@ def _give(book: Desk, rep: Rep, placement: Placement, now: datetime) -> Placemen
 
 
 def _drain(
-    book: Desk, roster: Roster, queued: Mapping[str, Placement], now: datetime
+    book: Desk, roster: Roster, queued: QueuedPlacements, now: datetime
 ) -> tuple[list[Placement], list[Decision]]:
     """Give queued deals, oldest first, to eligible reps with room."""
+    if not book.queue or not any(book.load(rep.rep_id).open < rep.capacity for rep in roster.reps):
+        # The usual case under load: everyone is full; don't walk the queue.
+        return [], []
     placements: list[Placement] = []
     waiting: list[str] = []
     for lead_id in book.queue:
