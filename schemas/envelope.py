@@ -44,11 +44,14 @@ class CloudEvent(BaseModel, Generic[D]):
         return self.model_dump_json().encode()
 
 
-def new_event(data: D, *, source: str, subject: str, at: datetime | None = None) -> CloudEvent[D]:
-    """Wrap `data` in a fresh envelope; `subject` is the lead_id (also the record key)."""
+def new_event(
+    data: D, *, source: str, subject: str, at: datetime | None = None, event_id: UUID | None = None
+) -> CloudEvent[D]:
+    """Wrap `data` in an envelope; `subject` is the lead_id (also the record key).
+    Without `event_id` the event gets a fresh random id."""
     model = cast(type[CloudEvent[D]], CloudEvent[type(data)])  # type: ignore[misc]
     return model(
-        id=uuid4(),
+        id=event_id or uuid4(),
         source=source,
         type=data.TYPE,
         time=at or datetime.now(UTC),

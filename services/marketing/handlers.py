@@ -77,9 +77,13 @@ async def _apply(change: Change) -> None:
     # delivered again and republishes rather than losing the event; the facts
     # carry ids, so campaign performance counts them once all the same.
     if change.created is not None:
-        await runtime.publisher.publish(change.created, subject=lead.lead_id)
+        await runtime.publisher.publish(
+            change.created, subject=lead.lead_id, at=change.created.captured_at, once_per=lead.lead_id
+        )
     if change.qualified is not None:
-        await runtime.publisher.publish(change.qualified, subject=lead.lead_id)
+        await runtime.publisher.publish(
+            change.qualified, subject=lead.lead_id, at=change.qualified.qualified_at, once_per=lead.lead_id
+        )
     await topics.send_facts(change.facts)
     leads[lead.lead_id] = lead
     _count_decision(change)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
+from uuid import UUID, uuid5
 
 import faust
 from faust.types import StreamT, TopicT
@@ -31,9 +32,10 @@ def event_topic(app: faust.App, name: str) -> TopicT:
 
 
 class EventPublisher:
-    def __init__(self, app: faust.App, source: str) -> None:
+    def __init__(self, app: faust.App, source: str, id_namespace: UUID) -> None:
         self.app = app
         self.source = source
+        self.id_namespace = id_namespace
         self._topics: dict[str, TopicT] = {}
 
     def topic(self, name: str) -> TopicT:
@@ -41,10 +43,20 @@ class EventPublisher:
             self._topics[name] = event_topic(self.app, name)
         return self._topics[name]
 
-    async def publish(self, data: EventData, *, subject: str, at: datetime | None = None) -> CloudEvent[Any]:
-        event = new_event(data, source=self.source, subject=subject, at=at)
+    async def publish(
+        self, data: EventData, *, subject: str, at: datetime | None = None, once_per: str | None = None
+    ) -> CloudEvent[Any]:
+        """Publish `data` keyed by `subject`. `once_per` names what the event can happen
+        only once for (a lead's capture, a deal's close): its id then derives from it,
+        so publishing it again after a crash repeats the id and subscribers drop it."""
+        event = new_event(
+            data, source=self.source, subject=subject, at=at, event_id=self.event_id(data, once_per)
+        )
         await self.send(event)
         return event
+
+    def event_id(self, data: EventData, once_per: str | None) -> UUID | None:
+        return None if once_per is None else uuid5(self.id_namespace, f"{data.TYPE}:{once_per}")
 
     async def send(self, event: CloudEvent[Any], *, wait: bool = False) -> None:
         """Send a ready envelope, keyed by its subject; with `wait`, until the broker has it."""

@@ -70,7 +70,7 @@ class ServiceRuntime:
         )
         self.app.monitor = _monitor()
         self.dead_letters = DeadLetters(self.app, settings.service)
-        self.publisher = EventPublisher(self.app, settings.source)
+        self.publisher = EventPublisher(self.app, settings.source, settings.id_namespace)
         self.cluster = Cluster(self.app, settings.url, settings.command_timeout_seconds)
         self.commands: Commands[Any] | None = None
         self._consumed: list[str] = []

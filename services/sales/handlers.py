@@ -97,7 +97,7 @@ async def close_deal(command: CloseDeal) -> Deal:
     )
     # Publish and release before storing: a crash in between redelivers the
     # command, which publishes again rather than never (the desk releases once).
-    await runtime.publisher.publish(event, subject=closed.lead_id)
+    await runtime.publisher.publish(event, subject=closed.lead_id, at=event.closed_at, once_per=event.deal_id)
     await _to_desk(ReleaseDeal(lead_id=closed.lead_id, outcome=event.outcome, at=now))
     _save(deal, closed)
     metrics.DEALS_CLOSED.labels(outcome=event.outcome, lost_reason=event.lost_reason or "none").inc()

@@ -30,7 +30,7 @@ def sent() -> Sent:
 
 
 def fake_io(runtime: ServiceRuntime, sent: Sent, monkeypatch: pytest.MonkeyPatch) -> None:
-    async def publish(data: EventData, *, subject: str, at: Any = None) -> None:
+    async def publish(data: EventData, *, subject: str, at: Any = None, once_per: str | None = None) -> None:
         sent.events.append((subject, data))
 
     async def dead_letter(message: Message, error: BaseException) -> None:
