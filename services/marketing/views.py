@@ -3,9 +3,7 @@
 from typing import Any
 from uuid import uuid4
 
-import httpx
 from fastapi import APIRouter, Request, status
-from yarl import URL
 
 from services.marketing.app import campaign_performance, campaigns, leads, runtime, settings
 from services.marketing.commands import CaptureLead, CreateCampaign, RecordActivity
@@ -23,7 +21,6 @@ from services.marketing.models import (
     LeadView,
 )
 from services.marketing.topics import commands
-from services.runtime.cluster import Unavailable
 from services.runtime.errors import NotFound
 
 router = APIRouter(tags=["marketing"])
@@ -38,17 +35,13 @@ _campaigns_seen: dict[str, Campaign] = {}
 MINT_TRIES = 64
 
 
-def _is_self(url: URL) -> bool:
-    return (url.host, url.port) == (cluster.own_url.host, cluster.own_url.port)
-
-
 def _local_campaign_id() -> str | None:
     """A fresh campaign id on a partition this worker owns, so the command that
     creates it is applied here and answered at once; None if none turned up
     (a worker without partitions), and the request goes to a worker with some."""
     for _ in range(MINT_TRIES):
         candidate = str(uuid4())
-        if _is_self(cluster.owner(campaigns, candidate)):
+        if cluster.owns(campaigns, candidate):
             return candidate
     return None
 
@@ -100,17 +93,11 @@ async def campaign_named(campaign_id: str | None) -> Campaign | None:
         return None
     if campaign_id in _campaigns_seen:
         return _campaigns_seen[campaign_id]
-    owner = cluster.owner(campaigns, campaign_id)
-    if _is_self(owner):
+    if cluster.owns(campaigns, campaign_id):
         found = campaigns.get(campaign_id)
     else:
-        try:
-            answer = await cluster.client.get(str(owner.with_path(f"/campaigns/{campaign_id}")))
-        except httpx.HTTPError as unreachable:
-            raise Unavailable(f"worker {owner} did not answer: {unreachable}") from unreachable
-        if answer.status_code not in (200, 404):
-            raise Unavailable(f"worker {owner} answered {answer.status_code} for campaign {campaign_id}")
-        found = Campaign.model_validate_json(answer.content) if answer.status_code == 200 else None
+        body = await cluster.fetch(campaigns, campaign_id, f"/campaigns/{campaign_id}")
+        found = None if body is None else Campaign.model_validate_json(body)
     if found is not None:
         _campaigns_seen[campaign_id] = found
     return found

@@ -58,7 +58,7 @@ class Cluster:
         if self._client is not None:
             await self._client.aclose()
 
-    def _is_self(self, url: URL) -> bool:
+    def is_self(self, url: URL) -> bool:
         return (url.host, url.port) == (self.own_url.host, self.own_url.port)
 
     def owner(self, table: ModelTable[Any], key: str) -> URL:
@@ -67,10 +67,27 @@ class Cluster:
         except KeyError as unassigned:
             raise Unavailable(f"no worker holds the partition of {key!r} yet") from unassigned
 
+    def owns(self, table: ModelTable[Any], key: str) -> bool:
+        """Whether this worker answers for `key`."""
+        return self.is_self(self.owner(table, key))
+
+    async def fetch(self, table: ModelTable[Any], key: str, path: str) -> bytes | None:
+        """GET `path` from the worker owning `key`: the body, or None for a 404."""
+        owner = self.owner(table, key)
+        try:
+            answer = await self.client.get(str(owner.with_path(path)))
+        except httpx.HTTPError as unreachable:
+            raise Unavailable(f"worker {owner} did not answer: {unreachable}") from unreachable
+        if answer.status_code == 404:
+            return None
+        if answer.status_code != 200:
+            raise Unavailable(f"worker {owner} answered {answer.status_code} for {path}")
+        return answer.content
+
     async def ensure_local(self, request: Request, table: ModelTable[Any], key: str) -> None:
         """Return when this worker owns `key`; otherwise raise Forwarded with the owner's answer."""
         owner = self.owner(table, key)
-        if self._is_self(owner):
+        if self.is_self(owner):
             return
         if request.headers.get(FORWARDED):
             # Ownership moved while the request was in flight; don't bounce it around.
@@ -87,7 +104,7 @@ class Cluster:
 
     def peers(self, table: ModelTable[Any]) -> list[URL]:
         hosts: Iterable[str] = self.app.router.table_metadata(table.name).keys()
-        return [URL(h) for h in hosts if not self._is_self(URL(h))]
+        return [URL(h) for h in hosts if not self.is_self(URL(h))]
 
     async def gather(self, request: Request, table: ModelTable[Any]) -> list[dict[str, Any]]:
         """The `items` other workers answer to this same list request, each for its partitions."""
