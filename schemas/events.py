@@ -11,7 +11,7 @@ from typing import ClassVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas import topics
-from schemas.money import Amount, Currency
+from schemas.money import Amount, Currency, Percent
 
 
 class EventData(BaseModel):
@@ -125,7 +125,9 @@ class DealLine(BaseModel):
     sku: str
     name: str
     quantity: int = Field(gt=0)
-    unit_price: Amount
+    unit_price: Amount = Field(description="What the customer pays per unit, net of any discount")
+    list_price: Amount | None = Field(default=None, description="The catalogue's price, before the discount")
+    discount_percent: Percent | None = Field(default=None, description="The negotiated discount, if any")
 
 
 class Customer(BaseModel):

@@ -40,3 +40,20 @@ def _currency(code: str) -> str:
     if len(code) != 3 or not code.isascii() or not code.isalpha() or not code.isupper():
         raise ValueError("currency must be an ISO 4217 code such as 'EUR'")
     return code
+
+
+def _percent(value: Decimal) -> Decimal:
+    if not 0 <= value <= 100:
+        raise ValueError("a percentage is between 0 and 100")
+    return value
+
+
+# A discount as a decimal string, like money: '12.5' means 12.5 %.
+Percent = Annotated[
+    Decimal,
+    BeforeValidator(_no_floats),
+    AfterValidator(_finite),
+    AfterValidator(_percent),
+    PlainSerializer(lambda d: format(d, "f"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?$", "examples": ["12.5"]}),
+]

@@ -85,8 +85,16 @@ class PricedLine(BaseModel):
     line_total: Amount
 
     def as_event_line(self) -> DealLine:
-        # deal.closed v1 carries the net unit price: its lines add up to its amount.
-        return DealLine(sku=self.sku, name=self.name, quantity=self.quantity, unit_price=self.unit_price)
+        # The net unit price makes the lines add up to the deal's amount; the list
+        # price and discount say how it came about.
+        return DealLine(
+            sku=self.sku,
+            name=self.name,
+            quantity=self.quantity,
+            unit_price=self.unit_price,
+            list_price=self.list_price,
+            discount_percent=self.discount_percent,
+        )
 
 
 class Quote(BaseModel):

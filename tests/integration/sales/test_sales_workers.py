@@ -334,8 +334,22 @@ def test_a_won_close_is_priced_from_the_catalogue_and_published_once_with_every_
     assert data["customer"]["company"]["name"] == f"Corp {lead_id}"
     assert data["customer"]["contact"]["email"] == f"{lead_id}@example-corp.com"
     assert data["lines"] == [
-        {"sku": "LF-CORE", "name": "Leadflow Core (annual)", "quantity": 1, "unit_price": "10800.00"},
-        {"sku": "LF-SEAT", "name": "Additional seat (annual)", "quantity": 5, "unit_price": "480.00"},
+        {
+            "sku": "LF-CORE",
+            "name": "Leadflow Core (annual)",
+            "quantity": 1,
+            "unit_price": "10800.00",
+            "list_price": "12000.00",
+            "discount_percent": "10",
+        },
+        {
+            "sku": "LF-SEAT",
+            "name": "Additional seat (annual)",
+            "quantity": 5,
+            "unit_price": "480.00",
+            "list_price": "480.00",
+            "discount_percent": "0",
+        },
     ]
     assert (data["amount"], data["currency"]) == ("13200.00", "EUR")
     same_instant = [(data[f], deal[f]) for f in ("opened_at", "first_contact_at", "closed_at")]

@@ -101,3 +101,22 @@ def test_the_json_schema_describes_money_as_a_string() -> None:
     total = schema["$defs"]["OrderCreated"]["properties"]["total"]
     assert total["type"] == "string"
     assert schema["properties"]["type"] == {"const": "order.created"}
+
+
+def test_a_deal_line_may_say_its_list_price_and_discount_as_decimal_strings() -> None:
+    line = DealLine(
+        sku="LF-CORE",
+        name="Core",
+        quantity=1,
+        unit_price=Decimal("10800.00"),
+        list_price=Decimal("12000.00"),
+        discount_percent=Decimal("10"),
+    )
+    assert '"list_price":"12000.00","discount_percent":"10"' in line.model_dump_json()
+    assert DealLine(sku="x", name="x", quantity=1, unit_price=Decimal("1")).discount_percent is None
+    with pytest.raises(ValidationError, match="between 0 and 100"):
+        DealLine(sku="x", name="x", quantity=1, unit_price=Decimal("1"), discount_percent=Decimal("120"))
+    with pytest.raises(ValidationError, match="not a float"):
+        DealLine.model_validate(
+            {"sku": "x", "name": "x", "quantity": 1, "unit_price": "1", "discount_percent": 5.5}
+        )
