@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 from typing import Generic, Literal, TypeVar, cast
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, model_validator
 
@@ -42,6 +42,12 @@ class CloudEvent(BaseModel, Generic[D]):
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()
+
+
+def once_id(namespace: UUID, event_type: str, once_per: str) -> UUID:
+    """The id of an event that happens once per `once_per` (a lead, a deal, an order):
+    the same every time it is built, so a republished copy repeats it."""
+    return uuid5(namespace, f"{event_type}:{once_per}")
 
 
 def new_event(

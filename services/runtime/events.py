@@ -8,13 +8,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
-from uuid import UUID, uuid5
+from uuid import UUID
 
 import faust
 from faust.types import StreamT, TopicT
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.envelope import CONTENT_TYPE, CloudEvent, new_event
+from schemas.envelope import CONTENT_TYPE, CloudEvent, new_event, once_id
 from schemas.events import EventData
 from services.runtime.deadletters import DeadLetters
 from services.runtime.errors import DomainError
@@ -56,7 +56,7 @@ class EventPublisher:
         return event
 
     def event_id(self, data: EventData, once_per: str | None) -> UUID | None:
-        return None if once_per is None else uuid5(self.id_namespace, f"{data.TYPE}:{once_per}")
+        return None if once_per is None else once_id(self.id_namespace, data.TYPE, once_per)
 
     async def send(self, event: CloudEvent[Any], *, wait: bool = False) -> None:
         """Send a ready envelope, keyed by its subject; with `wait`, until the broker has it."""

@@ -4,11 +4,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from schemas.envelope import CloudEvent
+from schemas.envelope import CloudEvent, once_id
 from schemas.events import Customer, DealClosed, OrderCreated, OrderLine, Outcome
 from schemas.money import Amount, Currency
 from services.runtime.errors import Conflict
@@ -118,7 +118,7 @@ def created_event(order: Order, *, namespace: UUID, source: str) -> CloudEvent[O
         created_at=order.created_at,
     )
     return CloudEvent[OrderCreated](
-        id=uuid5(namespace, f"{OrderCreated.TYPE}:{order.order_id}"),
+        id=once_id(namespace, OrderCreated.TYPE, order.order_id),
         source=source,
         type=OrderCreated.TYPE,
         time=order.created_at,
