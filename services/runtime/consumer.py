@@ -1,35 +1,78 @@
-"""Faust's Kafka consumer with one fix: a partition nobody has committed an offset
-for yet is read from its start once recovery is over.
+"""Faust's Kafka consumer, with offset tracking that never commits past a record
+no stream handled.
 
-After a rebalance Faust resumes the stream partitions, then seeks them to their
-committed offsets. aiokafka only seeks partitions that have a committed offset
-above zero; the others stay wherever fetching got to in between, and the records
-fetched meanwhile were dropped with the paused stream queues. On a new consumer
-group (a first deployment, workers starting together) that silently skips
-records. Seeking such partitions to their beginning honours
-`auto_offset_reset=earliest`; handlers are idempotent, so records read twice do
-no harm.
+Faust (faust-streaming 0.15) loses records on our topics. Two of its rules commit
+an offset past a record that was fetched but never handed to a stream:
+
+1. "Gaps". When a fetched offset is more than one past the last offset read, Faust
+   records the range between as a gap and later counts it as acknowledged. That is
+   right for compacted or transactional topics, where offsets really are missing,
+   but ours are neither: a jump only means the fetcher was somewhere else.
+2. An off-by-one. A committed offset names the *next* record to read, yet Faust
+   commits as soon as the lowest acknowledged offset is committed + 1, so the
+   record at the committed offset itself is skipped.
+
+What feeds them is recovery after a rebalance: stream partitions are resumed, and
+the fetcher already hands their records over, *before* they are sought to their
+committed offsets; the agents' queues are cleared a moment later. Records handed
+over in that window vanish with the queues, and a batch fetched before the seek
+arrives after it as a jump. Both were seen under chaos: one record lost after a
+worker restart (rule 2), and a block of 28 (rules 1 and 2).
+
+So, for every partition of a stream (not table changelogs, which Faust reads
+for recovery with its own rules):
+- the read offset is the next offset to hand over, set when the partition is
+  sought (its committed offset, or the start of the partition on a new group);
+- a record is handed over only if it is exactly that offset; an earlier one was
+  handed over already, a later one means records were skipped, so the partition
+  is sought back and read again;
+- when Faust clears the stream queues, the read offset goes back to the first
+  record not yet acknowledged, so what was dropped is read again;
+- the offset committed is the end of the unbroken run of acknowledged records
+  that starts at the committed offset, and never goes past a hole.
+
+Handlers are idempotent, so a record read twice does no harm; a record never
+handled is the one thing that must not happen.
 """
 
-from collections.abc import Mapping
-from typing import Any
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from functools import cached_property
+from typing import Any, cast
 
 import faust
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
 from faust.types import TP
+from mode.utils.queues import FlowControlEvent
+from prometheus_client import Counter
+
+log = logging.getLogger(__name__)
+
+REFETCHES = Counter(
+    "leadflow_consumer_refetches",
+    "Times a stream partition was read again because the fetcher skipped or dropped records.",
+    ["topic"],
+)
+RETENTION_SKIPS = Counter(
+    "leadflow_consumer_retention_skipped_records",
+    "Records deleted by the topic's retention before this service handled them.",
+    ["topic"],
+)
 
 
-class _FromTheStartThread(AIOKafkaConsumerThread):
-    async def seek_to_committed(self) -> Mapping[TP, int]:
-        committed: Mapping[TP, int] = await super().seek_to_committed()
-        fresh = uncommitted_stream_partitions(
-            committed,
-            changelogs=self.app.tables.changelog_topics,
-            reset=self.app.conf.consumer_auto_offset_reset,
-        )
-        if fresh:
-            await self.seek_to_beginning(*fresh)
-        return committed
+def handled_through(start: int, acked: Iterable[int]) -> int:
+    """The first offset at or after `start` that is not acknowledged: everything
+    before it, from `start` on, has been handled."""
+    end = start
+    for offset in sorted(set(acked)):
+        if offset < end:
+            continue
+        if offset > end:
+            break
+        end += 1
+    return end
 
 
 def uncommitted_stream_partitions(
@@ -41,9 +84,224 @@ def uncommitted_stream_partitions(
     return [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
 
 
+class _SeekingThread(AIOKafkaConsumerThread):
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek every partition to its committed offset and return where each now
+        starts. aiokafka leaves a partition without a committed offset above zero
+        wherever fetching got to; such stream partitions start from the beginning
+        (`auto_offset_reset=earliest`)."""
+        committed: dict[TP, int] = dict(await super().seek_to_committed())
+        fresh = uncommitted_stream_partitions(
+            committed,
+            changelogs=self.app.tables.changelog_topics,
+            reset=self.app.conf.consumer_auto_offset_reset,
+        )
+        if fresh:
+            await self.seek_to_beginning(*fresh)
+            committed.update(await self.earliest_offsets(*fresh))
+        return committed
+
+
+class _FlowControl(FlowControlEvent):
+    """Faust's flow control, telling the consumer when it drops queued records."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.consumer: _Consumer | None = None
+
+    def clear(self) -> None:
+        super().clear()
+        if self.consumer is not None:
+            self.consumer.read_again_what_was_dropped()
+
+
 class _Consumer(Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Bumped whenever read offsets move back, so a hand-over that was under way
+        # meanwhile does not move them forward again.
+        self._epoch = 0
+        # Partitions sought back to an offset that has not arrived yet: the rest of
+        # a batch fetched before the seek is dropped quietly.
+        self._rereading: dict[TP, int] = {}
+        self._streams: dict[str, bool] = {}
+        flow_control = self.app.flow_control
+        if isinstance(flow_control, _FlowControl):
+            flow_control.consumer = self
+
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
-        return _FromTheStartThread(self, loop=self.loop, beacon=self.beacon)
+        return _SeekingThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _is_stream(self, tp: TP) -> bool:
+        # Asked per record: the answer for a topic never changes once it is consumed.
+        stream = self._streams.get(tp.topic)
+        if stream is None:
+            stream = self._streams[tp.topic] = self.app.topics.acks_enabled_for(
+                tp.topic
+            ) and not self._is_changelog_tp(tp)
+        return stream
+
+    # -- where each partition starts ------------------------------------------
+
+    async def perform_seek(self) -> None:
+        starts = await self.seek_to_committed()
+        self._epoch += 1
+        self._rereading.clear()
+        for key, offset in starts.items():
+            tp = TP(key.topic, key.partition)
+            if self._is_changelog_tp(tp):
+                # As Faust does: recovery reads changelogs with its own rules.
+                self._read_offset[tp] = offset if offset is not None and offset >= 0 else None
+                if offset:
+                    self._committed_offset[tp] = offset
+            elif offset is not None:
+                self._read_offset[tp] = offset
+                self._committed_offset[tp] = offset
+                # Seek again: while the committed offsets were being fetched, the
+                # fetcher went on and its records were dropped as not yet sought.
+                self._fetch_from(tp, offset)
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        await super().seek(partition, offset)
+        tp = TP(partition.topic, partition.partition)
+        if self._is_stream(tp):
+            # Faust forgets the position of a seek to 0; a stream partition keeps it.
+            self._read_offset[tp] = offset
+            self._epoch += 1
+
+    def read_again_what_was_dropped(self) -> None:
+        """Queued records were dropped: read each stream partition again from its
+        first record not yet acknowledged."""
+        try:
+            assigned = self.assignment()
+        except Exception:  # noqa: BLE001 - not started or closing: nothing to read again
+            return
+        for tp, position in list(self._read_offset.items()):
+            start = self._committed_offset[tp]
+            if position is None or start is None or tp not in assigned or not self._is_stream(tp):
+                continue
+            first_unhandled = handled_through(start, self._acked[tp])
+            if first_unhandled < position:
+                self._read_from(tp, first_unhandled)
+
+    def _read_from(self, tp: TP, offset: int) -> None:
+        self._epoch += 1
+        self._read_offset[tp] = offset
+        self._rereading[tp] = offset
+        self._fetch_from(tp, offset)
+        REFETCHES.labels(topic=tp.topic).inc()
+
+    def _fetch_from(self, tp: TP, offset: int) -> None:
+        cast(Any, self)._thread.seek(tp, offset)
+
+    async def _skipped(self, tp: TP, expected: int, found: int) -> None:
+        """A stream partition's fetch jumped from `expected` to `found`."""
+        if self._rereading.get(tp) == expected or tp not in self.assignment():
+            return
+        earliest = (await self.earliest_offsets(tp)).get(tp)
+        if earliest is not None and earliest > expected:
+            # Deleted by retention before we got to them: nothing left to read.
+            log.error(
+                "records deleted before they were handled",
+                extra={"topic": tp.topic, "partition": tp.partition, "from": expected, "to": earliest},
+            )
+            RETENTION_SKIPS.labels(topic=tp.topic).inc(earliest - expected)
+            self._committed_offset[tp] = earliest
+            self._read_from(tp, earliest)
+            return
+        log.warning(
+            "fetched past records not handed over; reading them again",
+            extra={"topic": tp.topic, "partition": tp.partition, "expected": expected, "fetched": found},
+        )
+        self._read_from(tp, expected)
+
+    # -- what may be committed ------------------------------------------------
+
+    def _new_offset(self, tp: TP) -> int | None:
+        acked = self._acked[tp]
+        start = self._committed_offset[tp]
+        if not acked or start is None:
+            return None
+        end = handled_through(start, acked)
+        if end == start:
+            return None  # the record at the committed offset is not handled yet
+        handled = range(start, end)
+        acked[:] = [offset for offset in acked if offset >= end]
+        self._acked_index[tp].difference_update(handled)
+        return end
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        # Our topics have no gaps (see the module docstring); a jump is handled by
+        # reading again, never by counting the missing records as done.
+        return None
+
+    # -- handing records over -------------------------------------------------
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Faust's fetch loop, with stream records handed over strictly in order."""
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        read_offset = self._read_offset
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                records = self.getmany(timeout=1.0)
+                await self.sleep(0)
+                if self.should_stop:
+                    break
+                handed = 0
+                async for tp, message in records:
+                    handed += 1
+                    if not handed % 100:
+                        await asyncio.sleep(0)
+                    await self.hand_over(tp, message, read_offset)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def hand_over(self, tp: TP, message: Any, read_offset: Any) -> None:
+        """Give one fetched record to the streams, or drop it if it is not the next."""
+        offset = message.offset
+        if not self._is_stream(tp):
+            # Changelogs and non-acking topics: Faust's own rule.
+            last = read_offset[tp]
+            if last is None or offset >= last:
+                await self._deliver(message)
+                read_offset[tp] = offset
+            return
+        expected = read_offset[tp]
+        if expected is None or offset < expected:
+            return  # not sought yet (it will be), or handed over already
+        if offset > expected:
+            await self._skipped(tp, expected, offset)
+            return
+        self._rereading.pop(tp, None)
+        epoch = self._epoch
+        if await self._deliver(message) and self._epoch == epoch:
+            read_offset[tp] = offset + 1
+
+    async def _deliver(self, message: Any) -> bool:
+        """Run the callback unless the flow is suspended first; True if it ran."""
+        commit_every = self._commit_every
+        if commit_every is not None and self._n_acked >= commit_every:
+            self._n_acked = 0
+            await self.commit()
+        delivery = self.callback(message)
+        outcome = await self.wait_first(delivery, self.suspend_flow.wait())
+        return delivery in outcome.done
 
 
 class _Transport(Transport):
@@ -51,7 +309,12 @@ class _Transport(Transport):
 
 
 class App(faust.App):
-    """faust.App whose consumer reads never-committed partitions from the start."""
+    """faust.App whose consumer never commits past a record no stream handled."""
 
     def _new_transport(self) -> _Transport:
         return _Transport(self.conf.broker_consumer, self)
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        # Ours also tells the consumer when the stream queues are cleared.
+        return _FlowControl(loop=self.loop)
