@@ -43,7 +43,7 @@ class Harness:
         self.consumer: Any = self.app.transport.create_consumer(
             callback=self._hand_over, on_partitions_revoked=_nothing, on_partitions_assigned=_nothing
         )
-        consumer = self.consumer
+        consumer: Any = self.consumer
         monkeypatch.setattr(consumer, "assignment", lambda: {TP0})
         monkeypatch.setattr(consumer, "seek_to_committed", self._seek_to_committed)
         monkeypatch.setattr(consumer, "earliest_offsets", self._earliest(log_start))
