@@ -67,6 +67,8 @@ class Worker:
             "LEADFLOW_WEB_PORT": str(self.port),
             "LEADFLOW_DATA_DIR": str(RUN_DIR / "data" / str(self.port)),
             "LEADFLOW_LOG_FORMAT": "text",
+            # Stable across restarts of this worker, as a StatefulSet pod's name is.
+            "LEADFLOW_INSTANCE_ID": f"{self.service}-{self.port}",
             **self.env,
         }
         log = self.log_path.open("ab")

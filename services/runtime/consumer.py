@@ -86,20 +86,34 @@ def uncommitted_stream_partitions(
 
 class _SeekingThread(AIOKafkaConsumerThread):
     async def seek_to_committed(self) -> Mapping[TP, int]:
-        """Seek every partition to its committed offset and return where each now
-        starts. aiokafka leaves a partition without a committed offset above zero
-        wherever fetching got to; such stream partitions start from the beginning
-        (`auto_offset_reset=earliest`)."""
-        committed: dict[TP, int] = dict(await super().seek_to_committed())
+        return cast(Mapping[TP, int], await self.call_thread(self._seek_to_committed))
+
+    async def _seek_to_committed(self) -> dict[Any, int | None]:
+        """Seek every assigned partition to its committed offset and return where
+        each now starts. One request for all partitions: aiokafka asks for each in
+        turn. Stream partitions without a committed offset start from the beginning
+        (`auto_offset_reset=earliest`); aiokafka would leave them wherever fetching
+        got to."""
+        consumer = self._ensure_consumer()
+        assigned = list(consumer.assignment())
+        found = await consumer._coordinator.fetch_committed_offsets(assigned)
+        starts: dict[Any, int | None] = {}
+        for tp in assigned:
+            offset = found[tp].offset if tp in found else -1
+            starts[tp] = offset if offset >= 0 else None
+            if offset > 0:
+                consumer.seek(tp, offset)
         fresh = uncommitted_stream_partitions(
-            committed,
+            starts,
             changelogs=self.app.tables.changelog_topics,
             reset=self.app.conf.consumer_auto_offset_reset,
         )
         if fresh:
-            await self.seek_to_beginning(*fresh)
-            committed.update(await self.earliest_offsets(*fresh))
-        return committed
+            beginnings = await consumer.beginning_offsets(fresh)
+            for tp, offset in beginnings.items():
+                consumer.seek(tp, offset)
+                starts[tp] = offset
+        return starts
 
 
 class _FlowControl(FlowControlEvent):

@@ -60,6 +60,9 @@ class ServiceRuntime:
             # The assignor's leader topic only serves leader-only timers; we have none.
             topic_disable_leader=True,
             table_standby_replicas=settings.standby_replicas,
+            consumer_group_instance_id=settings.instance_id,
+            broker_session_timeout=settings.session_timeout_seconds,
+            broker_heartbeat_interval=settings.heartbeat_interval_seconds,
             web_bind=settings.web_host,
             web_port=settings.web_port,
             canonical_url=settings.url,

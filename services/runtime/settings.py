@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Literal
 from uuid import UUID
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +36,17 @@ class ServiceSettings(BaseSettings):
     # Off where the cluster's topics are managed elsewhere (Strimzi KafkaTopic).
     create_topics: bool = True
 
+    # Kafka static group membership: a name that stays the same across restarts of
+    # one worker (the StatefulSet pod name). A restarted worker then takes its
+    # partitions back at once instead of waiting out its old session. Leave it unset
+    # where names change on every restart (a Deployment's pods).
+    instance_id: str | None = Field(default=None, min_length=1, max_length=249)
+    # How long the group waits for a silent worker before moving its partitions:
+    # bounds the stall after a crash without static membership, a scale-down or a
+    # frozen worker. The broker refuses less than 6 s (group.min.session.timeout.ms).
+    session_timeout_seconds: float = Field(default=10.0, ge=6.0, le=300.0)
+    heartbeat_interval_seconds: float = Field(default=2.0, gt=0)
+
     store: str = "memory://"
     data_dir: Path = Path(".cache/data")
     standby_replicas: int = Field(default=0, ge=0)
@@ -48,6 +59,13 @@ class ServiceSettings(BaseSettings):
 
     # Namespace for ids derived from natural keys (uuid5); one per deployment.
     id_namespace: UUID = UUID("6f1b3d2e-2c1a-4d53-9a55-1eadf10e0001")
+
+    @model_validator(mode="after")
+    def _heartbeats_fit_in_a_session(self) -> "ServiceSettings":
+        # Kafka's rule: several heartbeats per session, or one lost packet ends it.
+        if self.heartbeat_interval_seconds * 3 > self.session_timeout_seconds:
+            raise ValueError("heartbeat_interval_seconds must be at most a third of session_timeout_seconds")
+        return self
 
     @property
     def app_id(self) -> str:

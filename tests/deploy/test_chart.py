@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from schemas import topics as event_topics
+from services.runtime.settings import ServiceSettings
 from tests.deploy.chart import (
     CHART,
     KUBERNETES_VERSION,
@@ -277,6 +278,39 @@ def test_memory_tables_run_as_deployments_and_rocksdb_tables_as_statefulsets_wit
     env = {e["name"]: e.get("value") for e in sales["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["LEADFLOW_STORE"] == "rocksdb://"
     assert sorted(component(d) for d in of_kind(objects, "Deployment")) == ["marketing", "orders"]
+
+
+def test_statefulset_workers_keep_their_group_membership_across_restarts() -> None:
+    objects = render(
+        settings={"services.orders.store": "rocksdb", "defaults.group.sessionTimeoutSeconds": "12"}
+    )
+    for workload in of_kind(objects, *WORKLOADS):
+        (container,) = workload["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        where = workload["metadata"]["name"]
+        # The service accepts what the chart sets (the same rules the worker applies).
+        timing = ServiceSettings(
+            service="any",
+            web_port=1,
+            session_timeout_seconds=env["LEADFLOW_SESSION_TIMEOUT_SECONDS"]["value"],
+            heartbeat_interval_seconds=env["LEADFLOW_HEARTBEAT_INTERVAL_SECONDS"]["value"],
+        )
+        assert timing.session_timeout_seconds == 12, where
+        if workload["kind"] == "StatefulSet":
+            # A StatefulSet pod keeps its name: it is the static member id.
+            assert env["LEADFLOW_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+            # Shutdown takes seconds; the grace period leaves room for a slow commit.
+            assert workload["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 30
+        else:
+            # A Deployment's pods get new names: a static id would outlive each pod.
+            assert "LEADFLOW_INSTANCE_ID" not in env, where
+    assert sorted(component(w) for w in of_kind(objects, "StatefulSet")) == ["orders"]
+    off = render(
+        settings={"services.orders.store": "rocksdb", "services.orders.group.staticMembership": "false"}
+    )
+    (orders,) = of_kind(off, "StatefulSet")
+    env_names = {e["name"] for e in orders["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "LEADFLOW_INSTANCE_ID" not in env_names
 
 
 def test_kafka_credentials_come_from_secrets_only(production: list[dict[str, Any]]) -> None:
