@@ -115,6 +115,18 @@ class _SeekingThread(AIOKafkaConsumerThread):
                 starts[tp] = offset
         return starts
 
+    async def seek_fetcher(self, positions: Mapping[TP, int]) -> None:
+        """Seek the fetcher on the consumer's own thread: aiokafka is not thread-safe
+        (a seek from the worker's loop raced its fetcher into a KeyError)."""
+        await self.call_thread(self._seek_fetcher, positions)
+
+    async def _seek_fetcher(self, positions: Mapping[TP, int]) -> None:
+        consumer = self._ensure_consumer()
+        assigned = consumer.assignment()
+        for tp, offset in positions.items():
+            if tp in assigned:
+                consumer.seek(tp, offset)
+
 
 class _FlowControl(FlowControlEvent):
     """Faust's flow control, telling the consumer when it drops queued records."""
@@ -135,9 +147,12 @@ class _Consumer(Consumer):
         # Bumped whenever read offsets move back, so a hand-over that was under way
         # meanwhile does not move them forward again.
         self._epoch = 0
-        # Partitions sought back to an offset that has not arrived yet: the rest of
-        # a batch fetched before the seek is dropped quietly.
+        # Partitions sought back during the current batch: the rest of it, fetched
+        # before the seek, is dropped quietly.
         self._rereading: dict[TP, int] = {}
+        # Seeks for the fetcher's thread, and the task that does them.
+        self._seeks: dict[TP, int] = {}
+        self._seeking: asyncio.Future[None] | None = None
         self._streams: dict[str, bool] = {}
         flow_control = self.app.flow_control
         if isinstance(flow_control, _FlowControl):
@@ -173,7 +188,8 @@ class _Consumer(Consumer):
                 self._committed_offset[tp] = offset
                 # Seek again: while the committed offsets were being fetched, the
                 # fetcher went on and its records were dropped as not yet sought.
-                self._fetch_from(tp, offset)
+                self._seeks[tp] = offset
+        await self._seek_pending()
 
     async def seek(self, partition: TP, offset: int) -> None:
         await super().seek(partition, offset)
@@ -206,7 +222,19 @@ class _Consumer(Consumer):
         REFETCHES.labels(topic=tp.topic).inc()
 
     def _fetch_from(self, tp: TP, offset: int) -> None:
-        cast(Any, self)._thread.seek(tp, offset)
+        """Have the fetcher read `tp` from `offset`, as soon as its thread can."""
+        self._seeks[tp] = offset
+        if self._seeking is None or self._seeking.done():
+            self._seeking = asyncio.ensure_future(self._seek_pending())
+
+    async def _seek_pending(self) -> None:
+        thread = cast(_SeekingThread, cast(Any, self)._thread)
+        while self._seeks:
+            seeks, self._seeks = self._seeks, {}
+            try:
+                await thread.seek_fetcher(seeks)
+            except Exception:  # a rebalance or shutdown sets new positions anyway
+                log.warning("seek failed", exc_info=True, extra={"partitions": len(seeks)})
 
     async def _skipped(self, tp: TP, expected: int, found: int) -> None:
         """A stream partition's fetch jumped from `expected` to `found`."""
@@ -222,12 +250,14 @@ class _Consumer(Consumer):
             RETENTION_SKIPS.labels(topic=tp.topic).inc(earliest - expected)
             self._committed_offset[tp] = earliest
             self._read_from(tp, earliest)
+            await self._seek_pending()
             return
         log.warning(
             "fetched past records not handed over; reading them again",
             extra={"topic": tp.topic, "partition": tp.partition, "expected": expected, "fetched": found},
         )
         self._read_from(tp, expected)
+        await self._seek_pending()
 
     # -- what may be committed ------------------------------------------------
 
@@ -269,6 +299,7 @@ class _Consumer(Consumer):
                     if not handed % 100:
                         await asyncio.sleep(0)
                     await self.hand_over(tp, message, read_offset)
+                self._rereading.clear()
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

@@ -83,7 +83,13 @@ class ServiceRuntime:
         self.api = FastAPI(title=title, description=description, version="1")
         instrument_http(self.api)
         self._install_web()
-        serve_asgi(self.app, self.api, host=settings.web_host, port=settings.web_port)
+        serve_asgi(
+            self.app,
+            self.api,
+            host=settings.web_host,
+            port=settings.web_port,
+            timeout_graceful_shutdown=settings.http_shutdown_seconds,
+        )
 
     # -- declaring topics -------------------------------------------------
 

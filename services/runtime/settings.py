@@ -51,6 +51,11 @@ class ServiceSettings(BaseSettings):
     data_dir: Path = Path(".cache/data")
     standby_replicas: int = Field(default=0, ge=0)
 
+    # On shutdown, how long the HTTP server waits for open connections (clients'
+    # and other workers' keep-alives) before closing them: a rolling restart is
+    # not held up by idle connections.
+    http_shutdown_seconds: float = Field(default=1.0, ge=0)
+
     # How long an HTTP write waits for its command to be applied.
     command_timeout_seconds: float = Field(default=15.0, gt=0)
 

@@ -47,7 +47,10 @@ class Harness:
         monkeypatch.setattr(consumer, "assignment", lambda: {TP0})
         monkeypatch.setattr(consumer, "seek_to_committed", self._seek_to_committed)
         monkeypatch.setattr(consumer, "earliest_offsets", self._earliest(log_start))
-        monkeypatch.setattr(consumer._thread, "seek", lambda tp, offset: self.fetch_from.append(offset))
+        monkeypatch.setattr(consumer._thread, "seek_fetcher", self._seek_fetcher, raising=False)
+
+    async def _seek_fetcher(self, positions: dict[TP, int]) -> None:
+        self.fetch_from.extend(positions.values())
 
     async def _hand_over(self, message: Message) -> None:
         self.queue.append(message)
@@ -99,6 +102,8 @@ class Harness:
         consumer.getmany = getmany
         fetcher = _Fetcher()
         await consumer._drain_messages(fetcher)
+        # Seeks asked for outside the loop (a queue cleared) run as their own task.
+        await asyncio.sleep(0)
 
     def commit(self) -> int:
         """The offset the consumer would commit now (or the one it has)."""
