@@ -53,10 +53,13 @@ unit: venv ## the fast tests only (no broker)
 bench: venv ## throughput, latency and memory on a broker of its own
 	$(PY) -m tests.bench.lead_to_order
 
+chaos: venv ## the pipeline under faults on a broker of its own (e.g. CHAOS_ARGS="--workers 2 --leads 2000 --rate 8")
+	$(PY) -m tests.chaos $(CHAOS_ARGS)
+
 format: venv ## apply ruff's formatting and fixes
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
-.PHONY: help venv broker up down schemas lint test unit bench format
+.PHONY: help venv broker up down schemas lint test unit bench chaos format
 
 include deploy/tools.mk

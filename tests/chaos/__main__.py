@@ -1,0 +1,222 @@
+"""`python -m tests.chaos`: the lead-to-order pipeline under faults.
+
+On a broker of its own and the services as supervised worker processes, clients
+capture leads and close their deals at a steady rate while workers are killed,
+the broker crashes, a worker freezes and each service is restarted rolling. Once
+the pipeline has drained, every acknowledged capture must be exactly one lead and
+one deal, and every acknowledged won close exactly one order, with no dead letter.
+Exit 0 only then. The last line of the output sums it up; the whole report is in
+.cache/chaos/<seed>.json, the workers' logs in .cache/chaos/run-<seed>/.
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from tests.chaos import report
+from tests.chaos.check import Truth, check
+from tests.chaos.faults import Injector, crash, plan
+from tests.chaos.load import Client, Load, NotAcknowledged, campaign_body, plan_leads
+from tests.chaos.observe import Records, observe, read_records, wait_drained
+from tests.chaos.supervisor import SERVICES, RunBroker, SupervisedWorker, Supervisor, web_port
+from tests.system import ROOT
+
+console = Console(stderr=True)
+if not console.is_terminal:
+    console.width = 150  # a log file or CI: no terminal to fit, keep table rows whole
+
+
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add("--workers", type=int, choices=(1, 2, 3), default=2, help="workers per service")
+    add("--leads", type=int, default=20_000)
+    add("--seed", type=int, default=None, help="default: a random one, printed")
+    add("--won-share", type=float, default=1.0, help="share of deals won; the rest lost")
+    add("--rate", type=float, default=20.0, help="captures started per second")
+    add("--clients", type=int, default=32, help="leads in flight at most")
+    add("--kills", type=int, default=3, help="SIGKILLs per service")
+    add("--broker-kill", action=argparse.BooleanOptionalAction, default=True)
+    add("--zombie-seconds", type=float, default=20.0, help="SIGSTOP one worker this long; 0: none")
+    add("--rolling", action=argparse.BooleanOptionalAction, default=True, help="SIGTERM restarts")
+    add("--session-timeout", type=float, default=None, help="LEADFLOW_SESSION_TIMEOUT_SECONDS")
+    add("--store", default=None, help="LEADFLOW_STORE, e.g. rocksdb://")
+    add("--kafka-port", type=int, default=int(os.environ.get("LEADFLOW_CHAOS_KAFKA_PORT", "29092")))
+    add("--port-base", type=int, default=int(os.environ.get("LEADFLOW_CHAOS_PORT_BASE", "28000")))
+    add("--request-timeout", type=float, default=10.0, help="seconds a client waits for one try")
+    add("--patience", type=float, default=300.0, help="seconds a client retries one write")
+    add("--quiet-seconds", type=float, default=10.0, help="drained: no new records this long")
+    add("--drain-timeout", type=float, default=300.0)
+    add("--check-targets", action="store_true", help="fail when a restart misses issue #17's targets")
+    args = parser.parse_args(argv)
+    session = args.session_timeout or 10.0  # the runtime's default
+    if 0 < args.zombie_seconds <= session:
+        parser.error(f"--zombie-seconds must outlast the session timeout ({session:.0f}s) to make a zombie")
+    if args.seed is None:
+        args.seed = random.randrange(1_000_000)
+    return args
+
+
+def worker_env(args: argparse.Namespace, broker: RunBroker, name: str, port: int) -> dict[str, str]:
+    run_dir = ROOT / ".cache" / "chaos" / f"run-{args.seed}"
+    env = {
+        "LEADFLOW_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "LEADFLOW_DATA_DIR": str(run_dir / "data" / name),
+        # Explicit, so that nothing inherited makes two workers advertise one URL.
+        "LEADFLOW_WEB_HOST": "127.0.0.1",
+        "LEADFLOW_ADVERTISED_URL": f"http://127.0.0.1:{port}",
+        # Stable across restarts, like a StatefulSet pod's name: Kafka static membership.
+        "LEADFLOW_INSTANCE_ID": name,
+    }
+    if args.session_timeout is not None:
+        env["LEADFLOW_SESSION_TIMEOUT_SECONDS"] = str(args.session_timeout)
+    if args.store is not None:
+        env["LEADFLOW_STORE"] = args.store
+    return env
+
+
+def busy_ports(ports: list[int]) -> list[int]:
+    busy = []
+    for port in ports:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                busy.append(port)
+    return busy
+
+
+async def drive(
+    args: argparse.Namespace, supervisor: Supervisor, broker: RunBroker
+) -> tuple[dict[str, Any], bool]:
+    """Load and faults, then the check; the report and whether the run passed."""
+    urls = {s: [w.url for w in supervisor.of(s)] for s in SERVICES}
+    # Captures and closes each have `clients` clients; the pool must not make them queue.
+    limits = httpx.Limits(max_connections=2 * args.clients + 8)
+    async with httpx.AsyncClient(timeout=args.request_timeout, limits=limits) as http:
+        client = Client(http, urls, args.patience, random.Random(args.seed))
+        campaign = await client.create("marketing", "/campaigns", campaign_body(args.seed))
+        truth = Truth(campaign_id=campaign["campaign_id"])
+        leads = plan_leads(args.leads, args.seed, args.won_share)
+        load = Load(client, leads, args.rate, args.clients, truth, console)
+        schedule = plan(
+            random.Random(args.seed),
+            duration=args.leads / args.rate,
+            kills=args.kills,
+            broker=args.broker_kill,
+            zombie=args.zombie_seconds > 0,
+            rolling=args.rolling,
+        )
+        load_running = threading.Event()
+        injector = Injector(
+            supervisor, broker, schedule, random.Random(args.seed + 1), args.zombie_seconds, load_running
+        )
+        planned = ", ".join(f"{p.kind} {p.service or ''} at {p.at:.0f}s" for p in schedule)
+        console.log(f"load: {args.leads} leads at {args.rate}/s; faults: {planned}")
+        origin = time.monotonic()
+        load_running.set()
+        injector.start(origin)
+        await load.run(origin)
+        load_running.clear()
+        load_ended = time.monotonic()
+        console.log("load done; waiting for the last faults")
+        await asyncio.to_thread(injector.join)
+        console.log("waiting for the pipeline to drain")
+        drain = await asyncio.to_thread(
+            wait_drained, broker.bootstrap, quiet=args.quiet_seconds, timeout=args.drain_timeout
+        )
+        records: Records = await asyncio.to_thread(read_records, broker.bootstrap)
+        verdict = check(truth, await observe(client, truth, records))
+
+    crashes = [
+        crash(name, restart, under_load=(restart.exited_at or 0) <= load_ended)
+        for name, restart in supervisor.crashes
+    ]
+    injected = injector.faults
+    report.render(
+        console,
+        verdict=verdict,
+        faults=sorted([*injected, *crashes], key=lambda f: f.at),
+        origin=origin,
+        waits=load.waits,
+        retries=client.retries,
+        drain=drain,
+        problems=load.problems,
+    )
+    missed = [f for f in injected if f.missed_target]
+    failures = list(verdict.failures)
+    if load.problems:
+        failures.append(f"{len(load.problems)} writes not acknowledged")
+    if injector.error is not None:
+        failures.append(f"fault injector failed: {injector.error!r}")
+    if args.check_targets and missed:
+        failures.append(f"{len(missed)} restarts missed their ready target")
+    passed = verdict.ok and not failures
+    result = {
+        "passed": passed,
+        "line": verdict.line(len(injected)),
+        "arguments": vars(args),
+        "verdict": verdict.__dict__,
+        "failures": failures,
+        "faults": report.fault_rows(injected, origin),
+        "crashes": report.fault_rows(crashes, origin),
+        "missed_targets": len(missed),
+        "waits": report.waits_summary(load.waits),
+        "retries": dict(client.retries),
+        "problems": load.problems,
+        "drain": drain.__dict__,
+        "dead_letter_samples": records.dead_letter_samples,
+        "log_excerpts": report.log_excerpts(supervisor.workers[0].run_dir, verdict),
+    }
+    for failure in failures[len(verdict.failures) :]:
+        console.print(f"[red]{failure}[/red]")
+    return result, passed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
+    run_dir = ROOT / ".cache" / "chaos" / f"run-{args.seed}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    broker = RunBroker(args.kafka_port, ROOT / ".cache" / f"kafka-chaos-{args.kafka_port}")
+    workers = []
+    for service in SERVICES:
+        for index in range(args.workers):
+            name, port = f"{service}-{index}", web_port(args.port_base, service, index)
+            env = worker_env(args, broker, name, port)
+            workers.append(SupervisedWorker(service, port, env, index=index, run_dir=run_dir))
+    if busy := busy_ports([w.port for w in workers]):
+        console.print(f"[red]ports in use: {busy}; choose another --port-base[/red]")
+        return 2
+    console.log(f"chaos run, seed {args.seed}: broker on {broker.bootstrap}, logs in {run_dir}")
+    broker.fresh()
+    supervisor = Supervisor(workers, args.seed)
+    try:
+        supervisor.start()
+        if supervisor.wait_all_ready() is None:
+            console.print(f"[red]the workers did not all get ready; see {run_dir}[/red]")
+            return 1
+        result, passed = asyncio.run(drive(args, supervisor, broker))
+    except NotAcknowledged as unanswered:  # the check's own reads, after the load
+        console.print(f"[red]could not read what the system shows: {unanswered}[/red]")
+        return 1
+    finally:
+        supervisor.shutdown()
+        broker.run("stop")
+    out = ROOT / ".cache" / "chaos" / f"{args.seed}.json"
+    report.write_json(out, result)
+    console.print(f"report: {out}")
+    print(result["line"], flush=True)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
