@@ -37,6 +37,7 @@ handled is the one thing that must not happen.
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any, cast
@@ -49,6 +50,10 @@ from mode.utils.queues import FlowControlEvent
 from prometheus_client import Counter
 
 log = logging.getLogger(__name__)
+
+# How long a record overtaken by later ones of its partition may stay unhandled
+# before it is read again (a commit interval or two).
+HOLE_GRACE_SECONDS = 5.0
 
 REFETCHES = Counter(
     "leadflow_consumer_refetches",
@@ -154,6 +159,8 @@ class _Consumer(Consumer):
         self._seeks: dict[TP, int] = {}
         self._seeking: asyncio.Future[None] | None = None
         self._streams: dict[str, bool] = {}
+        # Per partition: the first unhandled offset that later ones overtook, and since when.
+        self._holes: dict[TP, tuple[int, float]] = {}
         flow_control = self.app.flow_control
         if isinstance(flow_control, _FlowControl):
             flow_control.consumer = self
@@ -267,12 +274,42 @@ class _Consumer(Consumer):
         if not acked or start is None:
             return None
         end = handled_through(start, acked)
+        self._watch_for_holes(tp, end, acked)
         if end == start:
             return None  # the record at the committed offset is not handled yet
         handled = range(start, end)
         acked[:] = [offset for offset in acked if offset >= end]
         self._acked_index[tp].difference_update(handled)
         return end
+
+    @staticmethod
+    def _now() -> float:
+        return time.monotonic()
+
+    def _watch_for_holes(self, tp: TP, first_unhandled: int, acked: list[int]) -> None:
+        """Read again a record that later records of its partition overtook.
+
+        A partition's records pass its stream in order, so once a later one is
+        acknowledged, an earlier one that is not was dropped on the way (Faust's
+        stream skips records of a past consumer generation, for one). Left alone it
+        would hold the partition's commits forever; read again, it is handled. The
+        grace period lets a record already being read again arrive first."""
+        behind = any(offset > first_unhandled for offset in acked)
+        seen = self._holes.get(tp)
+        if not behind or (seen is not None and seen[0] != first_unhandled):
+            self._holes.pop(tp, None)
+        if not behind:
+            return
+        now = self._now()
+        if tp not in self._holes:
+            self._holes[tp] = (first_unhandled, now)
+        elif now - self._holes[tp][1] >= HOLE_GRACE_SECONDS:
+            log.warning(
+                "record overtaken by later ones; reading it again",
+                extra={"topic": tp.topic, "partition": tp.partition, "offset": first_unhandled},
+            )
+            self._holes[tp] = (first_unhandled, now)
+            self._read_from(tp, first_unhandled)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # Our topics have no gaps (see the module docstring); a jump is handled by

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from faust.types import TP, Message
 
+from services.runtime import consumer as consumer_module
 from services.runtime.consumer import App, handled_through
 
 TOPIC = "deal.closed"
@@ -177,6 +178,28 @@ async def test_records_fetched_while_the_committed_offsets_are_looked_up_are_rea
     await part.run([3, 4], part.handle_queue)
     assert part.commit() == 5
     assert part.handled == {3, 4}
+
+
+async def test_a_record_overtaken_by_later_ones_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stream dropped 5 on its way (Faust skips records of a past consumer
+    # generation) while 6 and 7 were handled: 5 must not hold the partition forever.
+    clock = [1000.0]
+    part = Harness(monkeypatch, committed=5)
+    monkeypatch.setattr(part.consumer, "_now", lambda: clock[0])
+    await part.run(part.seek_to_committed, [5, 6, 7])
+    part.queue.pop(0)  # 5 vanishes before the agent gets it
+    part.handle_queue()
+    assert part.commit() == 5
+    assert part.fetch_from[-1] == 5  # only the seek to the committed offset so far
+    seeks = len(part.fetch_from)
+    clock[0] += consumer_module.HOLE_GRACE_SECONDS
+    assert part.commit() == 5
+    await asyncio.sleep(0)
+    assert len(part.fetch_from) == seeks + 1
+    assert part.fetch_from[-1] == 5
+    await part.run([5, 6, 7], part.handle_queue)
+    assert part.commit() == 8
+    assert part.handled == {5, 6, 7}
 
 
 async def test_records_deleted_by_retention_do_not_stall_the_partition(
