@@ -53,6 +53,9 @@ unit: venv ## the fast tests only (no broker)
 bench: venv ## throughput, latency and memory on a broker of its own
 	$(PY) -m tests.bench.lead_to_order
 
+bench-recovery: venv ## time to ready after a restart with 10k and 200k leads, per store (about 30 min)
+	$(PY) -m tests.bench.recovery $(RECOVERY_ARGS)
+
 chaos: venv ## the pipeline under faults on a broker of its own (e.g. CHAOS_ARGS="--workers 2 --leads 2000 --rate 8")
 	$(PY) -m tests.chaos $(CHAOS_ARGS)
 
@@ -60,6 +63,6 @@ format: venv ## apply ruff's formatting and fixes
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
-.PHONY: help venv broker up down schemas lint test unit bench chaos format
+.PHONY: help venv broker up down schemas lint test unit bench bench-recovery chaos format
 
 include deploy/tools.mk

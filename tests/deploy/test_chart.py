@@ -95,9 +95,17 @@ def test_every_object_validates_against_the_kubernetes_schemas(rendered: list[di
 
 def test_the_default_values_deploy_the_three_services_with_an_hpa_each() -> None:
     objects = render()
-    for kind in ("Deployment", "Service", "ServiceAccount", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
-        assert sorted(component(o) for o in of_kind(objects, kind)) == sorted(SERVICES), kind
-    assert not of_kind(objects, *CUSTOM_KINDS, "StatefulSet", "NetworkPolicy")
+    # RocksDB tables on a volume per pod by default: a restart is ready in seconds.
+    for kind in (
+        "StatefulSet",
+        "Service",
+        "ServiceAccount",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    ):
+        # A StatefulSet has a headless Service for its pods besides the service's own.
+        assert sorted({component(o) for o in of_kind(objects, kind)}) == sorted(SERVICES), kind
+    assert not of_kind(objects, *CUSTOM_KINDS, "Deployment", "NetworkPolicy")
 
 
 def test_production_values_bring_every_production_concern(production: list[dict[str, Any]]) -> None:
@@ -268,7 +276,13 @@ def test_the_partition_count_caps_keda_also_when_raised_with_it() -> None:
 
 
 def test_memory_tables_run_as_deployments_and_rocksdb_tables_as_statefulsets_with_volumes() -> None:
-    objects = render(settings={"services.sales.store": "rocksdb", "defaults.persistence.size": "2Gi"})
+    objects = render(
+        settings={
+            "defaults.store": "memory",
+            "services.sales.store": "rocksdb",
+            "defaults.persistence.size": "2Gi",
+        }
+    )
     (sales,) = of_kind(objects, "StatefulSet")
     assert component(sales) == "sales"
     (claim,) = sales["spec"]["volumeClaimTemplates"]
@@ -282,7 +296,11 @@ def test_memory_tables_run_as_deployments_and_rocksdb_tables_as_statefulsets_wit
 
 def test_statefulset_workers_keep_their_group_membership_across_restarts() -> None:
     objects = render(
-        settings={"services.orders.store": "rocksdb", "defaults.group.sessionTimeoutSeconds": "12"}
+        settings={
+            "defaults.store": "memory",
+            "services.orders.store": "rocksdb",
+            "defaults.group.sessionTimeoutSeconds": "12",
+        }
     )
     for workload in of_kind(objects, *WORKLOADS):
         (container,) = workload["spec"]["template"]["spec"]["containers"]
@@ -305,10 +323,8 @@ def test_statefulset_workers_keep_their_group_membership_across_restarts() -> No
             # A Deployment's pods get new names: a static id would outlive each pod.
             assert "LEADFLOW_INSTANCE_ID" not in env, where
     assert sorted(component(w) for w in of_kind(objects, "StatefulSet")) == ["orders"]
-    off = render(
-        settings={"services.orders.store": "rocksdb", "services.orders.group.staticMembership": "false"}
-    )
-    (orders,) = of_kind(off, "StatefulSet")
+    off = render(settings={"services.orders.group.staticMembership": "false"})
+    (orders,) = [w for w in of_kind(off, "StatefulSet") if component(w) == "orders"]
     env_names = {e["name"] for e in orders["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "LEADFLOW_INSTANCE_ID" not in env_names
 
@@ -444,7 +460,7 @@ def test_marketing_rules_can_be_replaced_from_values() -> None:
     )
     (config,) = of_kind(objects, "ConfigMap")
     assert config["data"] == {"rules.yaml": rules}
-    (marketing,) = [d for d in of_kind(objects, "Deployment") if component(d) == "marketing"]
+    (marketing,) = [d for d in of_kind(objects, *WORKLOADS) if component(d) == "marketing"]
     pod = marketing["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["LEADFLOW_RULES_FILE"] == "/etc/leadflow/files/rules.yaml"
