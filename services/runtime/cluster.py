@@ -62,6 +62,10 @@ class Cluster:
         return (url.host, url.port) == (self.own_url.host, self.own_url.port)
 
     def owner(self, table: ModelTable[Any], key: str) -> URL:
+        if self.app.rebalancing:
+            # Partitions are moving and tables recovering: an answer now could be a
+            # false "not found" from a half-restored table.
+            raise Unavailable("partitions are being reassigned; retry")
         try:
             return self.app.router.key_store(table.name, key)
         except KeyError as unassigned:
