@@ -86,6 +86,8 @@ class EventValidator:
             event = json.loads(value)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise Invalid(f"the value is not JSON: {error}") from error
+        except RecursionError as error:
+            raise Invalid("the value is nested too deeply to read") from error
         if not isinstance(event, dict):
             raise Invalid("the value is not a JSON object (a CloudEvent)")
         if event.get("type") != topic:

@@ -2,15 +2,34 @@
 
 import re
 from datetime import date
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from schemas.events import Channel, Company, Contact, Intent, ScoreReason
+from schemas.money import Amount
 from services.marketing.domain.activities import ActivityType
 from services.marketing.domain.campaigns import Budget, Target
 from services.marketing.domain.capture import Capture
 from services.marketing.domain.leads import LeadStatus
+
+
+class BudgetIn(Budget):
+    # Bounded as written out: "1E+999999" is a valid decimal a million digits long
+    # in the command that creates the campaign, too big for Kafka (a 500 before).
+    amount: Amount = Field(
+        ge=0,
+        lt=Decimal("1e13"),
+        decimal_places=4,
+        description="Decimal string, e.g. '5000.00'; what the campaign costs",
+    )
+
+
+class TargetIn(Target):
+    # Each industry bounded like a lead's company.industry: fifty unbounded strings
+    # made a command bigger than Kafka takes (a 500 before).
+    industries: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
 
 
 class CampaignRequest(BaseModel):
@@ -18,10 +37,10 @@ class CampaignRequest(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     channel: Channel
-    budget: Budget
+    budget: BudgetIn
     starts_on: date
     ends_on: date
-    target: Target = Field(default_factory=Target)
+    target: TargetIn = Field(default_factory=TargetIn)
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> "CampaignRequest":

@@ -22,12 +22,21 @@ from services.marketing.models import (
 )
 from services.marketing.topics import commands
 from services.runtime.errors import NotFound
+from services.runtime.refusals import documented
 
-router = APIRouter(tags=["marketing"])
+refusals = documented(
+    {
+        404: "No such campaign or lead",
+    }
+)
+
+
+router = APIRouter(tags=["marketing"], responses=refusals(503))
 cluster = runtime.cluster
 
 REFUSED: dict[int | str, dict[str, Any]] = {
-    422: {"description": "Invalid input: each problem with its field (`loc`) and reason (`msg`)"}
+    422: {"description": "Invalid input: each problem with its field (`loc`) and reason (`msg`)"},
+    **refusals(400),
 }
 
 # Campaigns never change once created, so a worker keeps those it had to ask for.
@@ -73,12 +82,12 @@ async def _owned_campaign(campaign_id: str, request: Request) -> Campaign:
     return campaign
 
 
-@router.get("/campaigns/{campaign_id}")
+@router.get("/campaigns/{campaign_id}", responses=refusals(404))
 async def get_campaign(campaign_id: str, request: Request) -> Campaign:
     return await _owned_campaign(campaign_id, request)
 
 
-@router.get("/campaigns/{campaign_id}/performance")
+@router.get("/campaigns/{campaign_id}/performance", responses=refusals(404))
 async def get_campaign_performance(campaign_id: str, request: Request) -> Performance:
     """Closed-loop performance: leads, MQLs, deals, revenue, cost per lead, ROI.
     See services/marketing/domain/performance.py for what counts."""
@@ -123,14 +132,18 @@ async def capture_lead(body: LeadRequest, request: Request) -> LeadAccepted:
     return LeadAccepted(lead_id=lead_id, status=change.lead.status, duplicate=change.duplicate)
 
 
-@router.post("/leads/{lead_id}/activities", status_code=status.HTTP_202_ACCEPTED, responses=REFUSED)
+@router.post(
+    "/leads/{lead_id}/activities",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**REFUSED, **refusals(404)},
+)
 async def record_activity(lead_id: str, body: ActivityRequest, request: Request) -> ActivityAccepted:
     await cluster.ensure_local(request, leads, lead_id)
     change: Change = await commands.ask(lead_id, RecordActivity(lead_id=lead_id, type=body.type))
     return ActivityAccepted(lead_id=lead_id, status=change.lead.status, score=change.lead.score)
 
 
-@router.get("/leads/{lead_id}")
+@router.get("/leads/{lead_id}", responses=refusals(404))
 async def get_lead(lead_id: str, request: Request) -> LeadView:
     await cluster.ensure_local(request, leads, lead_id)
     lead = leads.get(lead_id)

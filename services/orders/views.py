@@ -10,8 +10,16 @@ from services.orders.domain.orders import Order, OrderStatus, lead_id_of
 from services.orders.models import StatusRequest
 from services.orders.topics import commands
 from services.runtime.errors import NotFound
+from services.runtime.refusals import documented
 
-router = APIRouter(tags=["orders"])
+refusals = documented(
+    {
+        404: "No such order",
+        409: "The order cannot move to that status from where it is",
+    }
+)
+
+router = APIRouter(tags=["orders"], responses=refusals(503))
 cluster = runtime.cluster
 
 
@@ -38,7 +46,7 @@ async def list_orders(
     return {"items": sorted(items, key=lambda o: o["created_at"])}
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id}", responses=refusals(404))
 async def get_order(order_id: str, request: Request) -> Order:
     order = orders.get(await _owned_lead_id(order_id, request))
     if order is None:
@@ -46,7 +54,7 @@ async def get_order(order_id: str, request: Request) -> Order:
     return order
 
 
-@router.post("/orders/{order_id}/status")
+@router.post("/orders/{order_id}/status", responses=refusals(400, 404, 409))
 async def change_status(order_id: str, body: StatusRequest, request: Request) -> Order:
     lead_id = await _owned_lead_id(order_id, request)
     order: Order = await commands.ask(lead_id, ChangeStatus(lead_id=lead_id, status=body.status))

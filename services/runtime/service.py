@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from faust.contrib.asgi import serve_asgi
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
@@ -140,6 +141,12 @@ class ServiceRuntime:
         async def refused(_: Request, error: DomainError) -> JSONResponse:
             return JSONResponse(error.to_body(), status_code=error.status)
 
+        @api.exception_handler(RequestValidationError)
+        async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+            # FastAPI's own handler echoes each bad input, and an infinite float or a
+            # lone surrogate in it cannot be written as JSON: a 500 for a bad request.
+            return JSONResponse({"detail": [_problem(e) for e in error.errors()]}, status_code=422)
+
         @api.exception_handler(Forwarded)
         async def forwarded(_: Request, answer: Forwarded) -> Response:
             return answer.response
@@ -161,7 +168,13 @@ class ServiceRuntime:
             body = {"status": "ready" if ready else "not ready", "checks": checks}
             return JSONResponse(body, status_code=200 if ready else 503)
 
-        @api.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+        @api.get(
+            "/metrics",
+            tags=["operations"],
+            summary="Prometheus metrics",
+            response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+        )
         async def metrics() -> Response:
             return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
@@ -203,6 +216,17 @@ class ServiceRuntime:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         worker = faust.Worker(self.app, loglevel=self.settings.log_level.lower())
         worker.execute_from_commandline()
+
+
+def _problem(error: Any) -> dict[str, Any]:
+    """One validation problem: where (`loc`), what (`msg`) and its kind (`type`),
+    in text that always encodes (a key may be a lone surrogate)."""
+
+    def text(value: object) -> str:
+        return str(value).encode("utf-8", "replace").decode("utf-8")
+
+    loc = [part if isinstance(part, int) else text(part) for part in error.get("loc", ())]
+    return {"loc": loc, "msg": text(error.get("msg", "")), "type": text(error.get("type", ""))}
 
 
 def _credentials(settings: ServiceSettings) -> CredentialsT | None:

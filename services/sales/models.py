@@ -10,6 +10,10 @@ from services.sales.domain.catalog import OrderedLine
 from services.sales.domain.deals import ContactChannel, Deal, Stage
 from services.sales.domain.follow_up import FollowUp, follow_up
 
+# Lines a proposal or a close may have: the catalogue has a handful of products. Unbounded,
+# one request made a deal bigger than Kafka takes, and the worker stopped (issue #9).
+MAX_LINES = 100
+
 
 class MoveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -17,6 +21,7 @@ class MoveRequest(BaseModel):
     stage: Stage
     proposal: list[OrderedLine] | None = Field(
         default=None,
+        max_length=MAX_LINES,
         description="What the rep now offers (sku, quantity, discount_percent), priced from the "
         "catalogue; it is what the deal adds to the pipeline value",
     )
@@ -41,7 +46,9 @@ class CloseRequest(BaseModel):
 
     outcome: Outcome
     lines: list[OrderedLine] = Field(
-        default_factory=list, description="For won: sku, quantity and any discount_percent"
+        default_factory=list,
+        max_length=MAX_LINES,
+        description="For won: sku, quantity and any discount_percent",
     )
     lost_reason: LostReason | None = Field(default=None, description="For lost")
 

@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from services.runtime.errors import NotFound
+from services.runtime.refusals import documented
 from services.sales.app import catalog, clock, deals, desk, roster, runtime, settings
 from services.sales.commands import CloseDeal, MoveStage, RecordContact, RecordObjection
 from services.sales.domain.assignment import DESK_KEY, Desk
@@ -26,7 +27,18 @@ from services.sales.models import (
 )
 from services.sales.topics import commands
 
-router = APIRouter(tags=["sales"])
+refusals = documented(
+    {
+        404: "No such deal",
+        409: "The deal is not where the request needs it: an impossible move, a second close",
+    }
+)
+
+
+# Every write to a deal: not JSON, no such deal, not in a state that allows it.
+WRITE = refusals(400, 404, 409)
+
+router = APIRouter(tags=["sales"], responses=refusals(503))
 cluster = runtime.cluster
 
 
@@ -67,7 +79,7 @@ async def list_deals(
     return {"items": sorted(items, key=lambda d: (d["opened_at"], d["deal_id"]))}
 
 
-@router.get("/deals/{deal_id}")
+@router.get("/deals/{deal_id}", responses=refusals(404))
 async def get_deal(deal_id: str, request: Request) -> DealView:
     deal = deals.get(await _owned_lead_id(deal_id, request))
     if deal is None:
@@ -75,7 +87,7 @@ async def get_deal(deal_id: str, request: Request) -> DealView:
     return _view(deal)
 
 
-@router.post("/deals/{deal_id}/stage")
+@router.post("/deals/{deal_id}/stage", responses=WRITE)
 async def move_stage(deal_id: str, body: MoveRequest, request: Request) -> DealView:
     lead_id = await _owned_lead_id(deal_id, request)
     command = MoveStage(lead_id=lead_id, stage=body.stage, proposal=body.proposal)
@@ -83,21 +95,25 @@ async def move_stage(deal_id: str, body: MoveRequest, request: Request) -> DealV
     return _view(deal)
 
 
-@router.post("/deals/{deal_id}/objections")
+@router.post("/deals/{deal_id}/objections", responses=WRITE)
 async def record_objection(deal_id: str, body: ObjectionRequest, request: Request) -> DealView:
     lead_id = await _owned_lead_id(deal_id, request)
     deal: Deal = await commands.ask(lead_id, RecordObjection(lead_id=lead_id, **body.model_dump()))
     return _view(deal)
 
 
-@router.post("/deals/{deal_id}/contacts", summary="Record a contact with the lead (a call, an email...)")
+@router.post(
+    "/deals/{deal_id}/contacts",
+    summary="Record a contact with the lead (a call, an email...)",
+    responses=WRITE,
+)
 async def record_contact(deal_id: str, body: ContactRequest, request: Request) -> DealView:
     lead_id = await _owned_lead_id(deal_id, request)
     deal: Deal = await commands.ask(lead_id, RecordContact(lead_id=lead_id, **body.model_dump()))
     return _view(deal)
 
 
-@router.post("/deals/{deal_id}/close")
+@router.post("/deals/{deal_id}/close", responses=WRITE)
 async def close_deal(deal_id: str, body: CloseRequest, request: Request) -> DealView:
     lead_id = await _owned_lead_id(deal_id, request)
     command = CloseDeal(lead_id=lead_id, outcome=body.outcome, lines=body.lines, lost_reason=body.lost_reason)

@@ -90,6 +90,8 @@ def test_an_invalid_event_is_refused_with_the_reason(event: dict[str, Any], reas
         (b"lead-1", b"[1, 2]", "not a JSON object"),
         (b"lead-1", None, "no value"),
         (b"someone-else", raw(deal_closed()), "is not the event subject"),
+        # Deeper than json.loads can go: refused, not a crashed subscriber.
+        (b"lead-1", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
     ],
 )
 def test_a_record_that_is_not_an_event_is_refused(key: bytes, value: bytes | None, reason: str) -> None:

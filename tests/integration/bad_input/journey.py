@@ -1,0 +1,141 @@
+"""Real data through the running services: ids for the fuzzer to aim at, the
+valid lead that must still go end to end after the bad input, and a system of
+its own for the poison."""
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tests.chaos.supervisor import RunBroker
+from tests.system import ROOT, Worker, eventually, unique_email
+
+SERVICES = ("marketing", "sales", "orders")
+
+
+@dataclass(frozen=True)
+class Urls:
+    marketing: str
+    sales: str
+    orders: str
+
+    def of(self, service: str) -> str:
+        url: str = getattr(self, service)
+        return url
+
+
+def capture(urls: Urls, *, campaign_id: str | None = None, intent: str | None = "demo_request") -> str:
+    body = {
+        "channel": "event",
+        "campaign_id": campaign_id,
+        "contact": {"email": unique_email("badinput"), "name": "Ana Ruiz", "title": "CTO", "phone": None},
+        "company": {"name": "Acme Freight", "industry": "logistics", "size": 800, "country": "DE"},
+        "consent": True,
+        "intent": intent,
+    }
+    answer = httpx.post(f"{urls.marketing}/leads", json=body, timeout=30)
+    assert answer.status_code == 202, answer.text
+    lead_id: str = answer.json()["lead_id"]
+    return lead_id
+
+
+def deal_of(urls: Urls, lead_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        answer = httpx.get(f"{urls.sales}/deals", params={"lead_id": lead_id}, timeout=10)
+        items: list[dict[str, Any]] = answer.json()["items"]
+        return items[0] if items else None
+
+    found: dict[str, Any] = eventually(find, timeout=timeout)
+    return found
+
+
+def close_won(urls: Urls, deal_id: str) -> dict[str, Any]:
+    body = {"outcome": "won", "lines": [{"sku": "LF-CORE", "quantity": 1}]}
+    answer = httpx.post(f"{urls.sales}/deals/{deal_id}/close", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    closed: dict[str, Any] = answer.json()
+    return closed
+
+
+def order_of(urls: Urls, deal_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        answer = httpx.get(f"{urls.orders}/orders", params={"deal_id": deal_id}, timeout=10)
+        items: list[dict[str, Any]] = answer.json()["items"]
+        return items[0] if items else None
+
+    found: dict[str, Any] = eventually(find, timeout=timeout)
+    return found
+
+
+def seed(urls: Urls, *, open_deals: int = 3, won_deals: int = 2) -> dict[str, list[str]]:
+    """A campaign, leads, deals and orders of our own, by path parameter name: ids
+    the fuzzer puts into paths, so requests reach the handlers past the 404."""
+    campaign = {
+        "name": "bad input",
+        "channel": "event",
+        "budget": {"amount": "5000.00", "currency": "EUR"},
+        "starts_on": "2026-03-01",
+        "ends_on": "2026-03-31",
+    }
+    answer = httpx.post(f"{urls.marketing}/campaigns", json=campaign, timeout=30)
+    assert answer.status_code == 201, answer.text
+    campaign_id: str = answer.json()["campaign_id"]
+    qualified = [capture(urls, campaign_id=campaign_id) for _ in range(open_deals + won_deals)]
+    nurturing = capture(urls, campaign_id=campaign_id, intent=None)
+    deals = [deal_of(urls, lead_id)["deal_id"] for lead_id in qualified]
+    won = deals[:won_deals]
+    for deal_id in won:
+        close_won(urls, deal_id)
+    orders = [order_of(urls, deal_id)["order_id"] for deal_id in won]
+    return {
+        "campaign_id": [campaign_id],
+        "lead_id": [*qualified, nurturing],
+        "deal_id": deals,
+        "order_id": orders,
+    }
+
+
+def lead_to_order(urls: Urls) -> str:
+    """A qualified lead through sales to an order, and the outcome back in marketing."""
+    lead_id = capture(urls)
+    deal = deal_of(urls, lead_id)
+    assert deal["stage"] == "prospecting"
+    close_won(urls, deal["deal_id"])
+    order = order_of(urls, deal["deal_id"])
+    assert order["lead_id"] == lead_id
+    assert order["total"] == "12000.00"
+
+    def won() -> bool:
+        answer = httpx.get(f"{urls.marketing}/leads/{lead_id}", timeout=10)
+        return bool(answer.json()["status"] == "won")
+
+    eventually(won, timeout=60)
+    return lead_id
+
+
+def start_own_system(kafka_port: int, first_web_port: int) -> tuple[RunBroker, dict[str, Worker]]:
+    """A fresh broker on `kafka_port` and one worker per service from `first_web_port`
+    on. Poison goes there, not to the session's broker: every later reader of the
+    topics (tests, the subscriber tool) would meet it too."""
+    broker = RunBroker(kafka_port, ROOT / ".cache" / f"kafka-bad-input-{kafka_port}")
+    broker.fresh()
+    env = {"LEADFLOW_KAFKA_BOOTSTRAP": broker.bootstrap}
+    workers = {s: Worker(s, first_web_port + i, env=env).start() for i, s in enumerate(SERVICES)}
+    try:
+        with ThreadPoolExecutor() as pool:
+            list(pool.map(lambda w: w.wait_ready(timeout=180), workers.values()))
+    except BaseException:
+        stop_own_system(broker, workers)
+        raise
+    return broker, workers
+
+
+def stop_own_system(broker: RunBroker, workers: dict[str, Worker]) -> None:
+    for worker in workers.values():
+        worker.stop()
+    broker.run("stop")
+
+
+def urls_of(workers: dict[str, Worker]) -> Urls:
+    return Urls(*(workers[s].url for s in SERVICES))

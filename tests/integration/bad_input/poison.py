@@ -1,0 +1,647 @@
+"""Poison: malformed and hostile records on every topic the services consume, and
+the check that each one lands in `<topic>.dlq`, byte for byte, with the truth
+about where it came from.
+
+Each record starts from a valid one (an event, a command, a campaign fact, a
+desk request) and is broken one way: not JSON, not an object, a field of the
+wrong shape, a value of up to ~900 KB, a key that is not the subject, no key,
+an unknown type or version, nesting deeper than any parser allows, an empty or
+null value, invalid UTF-8, a wrong specversion, money as a float, forged dlq.*
+headers, a time that overflows when converted to UTC. A mutation that leaves a
+record valid would be processed, not dead-lettered, so every mutation is one the
+consumer must refuse: `refusal` runs a record through the consumer's own models,
+and a test runs it over everything the generator makes.
+"""
+
+import copy
+import json
+import random
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from pydantic import TypeAdapter
+
+from schemas import topics
+from schemas.envelope import CloudEvent, new_event
+from schemas.events import (
+    Company,
+    Contact,
+    Customer,
+    DealClosed,
+    DealLine,
+    LeadQualified,
+    Outcome,
+    ScoreReason,
+)
+from services.marketing.commands import MarketingCommand
+from services.marketing.domain.performance import CampaignFact
+from services.orders.commands import OrdersCommand
+from services.sales.commands import SalesCommand
+from services.sales.domain.assignment import DeskRequest
+from tests.system import Worker
+
+MAX_VALUE = 900 * 1024  # the largest poison value: under Kafka's 1 MiB with room for dlq.* headers
+DLQ_NAMES = (
+    topics.DLQ_ERROR,
+    topics.DLQ_ERROR_TYPE,
+    topics.DLQ_ORIGIN_TOPIC,
+    topics.DLQ_ORIGIN_PARTITION,
+    topics.DLQ_ORIGIN_OFFSET,
+    topics.DLQ_FAILED_BY,
+    topics.DLQ_FAILED_AT,
+)
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A consumed topic: who reads it and what a valid record on it looks like."""
+
+    topic: str
+    consumers: tuple[str, ...]
+    shape: str  # "event", "command", "fact" or "desk"
+    valid: Callable[[random.Random], tuple[bytes | None, Json]]
+    # Where a valid record's key is checked against its content (events, facts).
+    keyed: bool
+    # A path into the record holding a literal or enum, for values that cannot be right.
+    literal: tuple[str, ...]
+    # Paths to money in the record, if it carries any.
+    money: tuple[tuple[str | int, ...], ...] = ()
+
+
+def targets() -> list[Target]:
+    """Every topic the three services consume, under their default app ids (services/*/topics.py)."""
+    ids = {s: f"leadflow-{s}" for s in ("marketing", "sales", "orders")}
+    event, command = ("specversion",), ("kind",)
+    return [
+        Target(
+            topics.DEAL_CLOSED, ("marketing", "orders"), "event", _deal_closed, keyed=True, literal=event,
+            money=(("data", "amount"), ("data", "lines", 0, "unit_price")),
+        ),
+        Target(topics.LEAD_QUALIFIED, ("sales",), "event", _lead_qualified, keyed=True, literal=event),
+        Target(
+            f"{ids['marketing']}-commands", ("marketing",), "command", _marketing_command, keyed=False,
+            literal=command, money=(("budget", "amount"),),
+        ),
+        Target(
+            f"{ids['marketing']}-campaign-facts", ("marketing",), "fact", _campaign_fact, keyed=True,
+            literal=command, money=(("amount",),),
+        ),
+        Target(
+            f"{ids['sales']}-commands", ("sales",), "command", _sales_command, keyed=False, literal=command,
+            money=(("lines", 0, "discount_percent"),),
+        ),
+        Target(
+            f"{ids['sales']}-assignment-requests", ("sales",), "desk", _desk_request, keyed=False,
+            literal=command,
+        ),
+        Target(
+            f"{ids['orders']}-commands", ("orders",), "command", _orders_command, keyed=False,
+            literal=command,
+        ),
+    ]  # fmt: skip
+
+
+# -- valid records to break ---------------------------------------------------------
+
+
+def _lead_id(rng: random.Random) -> str:
+    return f"poison-{uuid.UUID(int=rng.getrandbits(128)).hex[:16]}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _deal_closed(rng: random.Random) -> tuple[bytes | None, Json]:
+    lead_id = _lead_id(rng)
+    now = _now()
+    data = DealClosed(
+        deal_id=f"deal-{lead_id}",
+        lead_id=lead_id,
+        campaign_id=None,
+        outcome=Outcome.WON,
+        owner="rep-poison",
+        customer=Customer(company=Company(name="Poison AG"), contact=Contact(email="p@poison.io", name="P")),
+        lines=[DealLine(sku="LF-CORE", name="Core", quantity=1, unit_price=Decimal("12000.00"))],
+        amount=Decimal("12000.00"),
+        currency="EUR",
+        opened_at=now,
+        first_contact_at=now,
+        closed_at=now,
+    )
+    event = new_event(data, source="/leadflow/sales", subject=lead_id)
+    return lead_id.encode(), json.loads(event.to_json())
+
+
+def _lead_qualified(rng: random.Random) -> tuple[bytes | None, Json]:
+    lead_id = _lead_id(rng)
+    data = LeadQualified(
+        lead_id=lead_id,
+        campaign_id=None,
+        score=75,
+        threshold=60,
+        reasons=[ScoreReason(rule="intent.demo_request", points=40, detail="asked for a demo")],
+        contact=Contact(email=f"{lead_id}@poison.io", name="P"),
+        company=Company(name="Poison AG", country="DE"),
+        qualified_at=_now(),
+    )
+    event = new_event(data, source="/leadflow/marketing", subject=lead_id)
+    return lead_id.encode(), json.loads(event.to_json())
+
+
+def _command_id(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128)))
+
+
+def _marketing_command(rng: random.Random) -> tuple[bytes | None, Json]:
+    campaign_id = _lead_id(rng)
+    command = {
+        "command_id": _command_id(rng),
+        "kind": "create_campaign",
+        "campaign_id": campaign_id,
+        "name": "poison",
+        "channel": "event",
+        "budget": {"amount": "5000.00", "currency": "EUR"},
+        "starts_on": "2026-03-01",
+        "ends_on": "2026-03-31",
+        "target": {"industries": [], "countries": [], "company_size": None},
+    }
+    return campaign_id.encode(), command
+
+
+def _sales_command(rng: random.Random) -> tuple[bytes | None, Json]:
+    lead_id = _lead_id(rng)
+    command = {
+        "command_id": _command_id(rng),
+        "kind": "close_deal",
+        "lead_id": lead_id,
+        "outcome": "won",
+        "lines": [{"sku": "LF-CORE", "quantity": 1, "discount_percent": "5"}],
+        "lost_reason": None,
+    }
+    return lead_id.encode(), command
+
+
+def _orders_command(rng: random.Random) -> tuple[bytes | None, Json]:
+    lead_id = _lead_id(rng)
+    command = {
+        "command_id": _command_id(rng),
+        "kind": "change_status",
+        "lead_id": lead_id,
+        "status": "confirmed",
+    }
+    return lead_id.encode(), command
+
+
+def _campaign_fact(rng: random.Random) -> tuple[bytes | None, Json]:
+    campaign_id = _lead_id(rng)
+    fact = {
+        "fact_id": _command_id(rng),
+        "campaign_id": campaign_id,
+        "lead_id": _lead_id(rng),
+        "kind": "won",
+        "at": _now().isoformat(),
+        "amount": "12000.00",
+        "currency": "EUR",
+        "lost_reason": None,
+    }
+    return campaign_id.encode(), fact
+
+
+def _desk_request(rng: random.Random) -> tuple[bytes | None, Json]:
+    request = {"kind": "place", "lead_id": _lead_id(rng), "country": "DE", "requested_at": _now().isoformat()}
+    return b"desk", request
+
+
+# -- ways to break them ---------------------------------------------------------------
+
+
+@dataclass
+class Poison:
+    topic: str
+    kind: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+Breaker = Callable[[random.Random, Target, bytes | None, Json], tuple[bytes | None, bytes | None]]
+
+
+def _dump(record: Any) -> bytes:
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def _leaves(record: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+    yield path, record
+    if isinstance(record, dict):
+        for k, v in record.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(record, list):
+        for i, v in enumerate(record):
+            yield from _leaves(v, (*path, i))
+
+
+def _set(record: Json, path: tuple[str | int, ...], value: Any) -> Json:
+    changed = copy.deepcopy(record)
+    node: Any = changed
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = value
+    return changed
+
+
+def _drop_required(rng: random.Random, record: Json) -> Json:
+    # Every top-level field the templates carry is required, but command_id and a
+    # command's kind, which have defaults.
+    name = rng.choice([k for k in record if k not in ("command_id", "kind")])
+    return {k: v for k, v in record.items() if k != name}
+
+
+def not_json(rng: random.Random, t: Target, key: bytes | None, record: Json) -> tuple[bytes | None, bytes]:
+    garbage = [b"{not json", b"<lead id='1'/>", b"\x00\x01\x02\x03", b'{"a":', b"NaN", b"'single'", b"{}}"]
+    return key, rng.choice([*garbage, bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 64))) + b"\xff"])
+
+
+def not_an_object(
+    rng: random.Random, t: Target, key: bytes | None, record: Json
+) -> tuple[bytes | None, bytes]:
+    return key, rng.choice([b"[]", b"null", b"42", b'"text"', b"true", _dump([record])])
+
+
+def wrong_types(rng: random.Random, t: Target, key: bytes | None, record: Json) -> tuple[bytes | None, bytes]:
+    # Shapes no lax coercion turns into the right one: a scalar becomes a container and
+    # a container a scalar ("75" would pass for an int, a number for a datetime).
+    path, value = rng.choice([(p, v) for p, v in _leaves(record) if p and p[-1] != "command_id"])
+    if isinstance(value, dict | list):
+        wrong: Any = rng.choice([7, "text", True])
+    elif value is None:
+        wrong = rng.choice([[None], []])  # a dict could pass for an optional model of optional fields
+    else:
+        wrong = rng.choice([{"$": value}, [value], []])
+    return key, _dump(_set(record, path, wrong))
+
+
+def huge_value(
+    rng: random.Random, t: Target, key: bytes | None, record: Json, size: int = MAX_VALUE
+) -> tuple[bytes | None, bytes]:
+    if rng.random() < 0.5:
+        return key, (b"[" + b"9," * (size // 2))[:size]  # a truncated array: not JSON
+    # A string as long as the record allows, in a field that takes only a few words.
+    value = _dump(_set(record, t.literal, ""))
+    return key, _dump(_set(record, t.literal, "x" * max(1, size - len(value))))
+
+
+def wrong_key(rng: random.Random, t: Target, key: bytes | None, record: Json) -> tuple[bytes | None, bytes]:
+    if t.keyed:
+        return _lead_id(rng).encode(), _dump(record)  # valid, but keyed by someone else
+    return _lead_id(rng).encode(), _dump(_drop_required(rng, record))
+
+
+def null_key(rng: random.Random, t: Target, key: bytes | None, record: Json) -> tuple[bytes | None, bytes]:
+    return None, _dump(record if t.keyed else _drop_required(rng, record))
+
+
+def unknown_type(
+    rng: random.Random, t: Target, key: bytes | None, record: Json
+) -> tuple[bytes | None, bytes]:
+    if t.shape == "event":
+        return key, _dump(record | {"type": rng.choice(["deal.reopened", "lead.deleted", "", "DEAL.CLOSED"])})
+    return key, _dump(record | {"kind": rng.choice(["drop_tables", "", "CREATE_CAMPAIGN", "place "])})
+
+
+def unknown_version(
+    rng: random.Random, t: Target, key: bytes | None, record: Json
+) -> tuple[bytes | None, bytes]:
+    version = rng.choice(["v2", "v99", "v0", "v1.1", ""])
+    return key, _dump(record | {"dataschema": f"urn:leadflow:schema:{t.topic}:{version}"})
+
+
+def deep_nesting(
+    rng: random.Random, t: Target, key: bytes | None, record: Json
+) -> tuple[bytes | None, bytes]:
+    depth = rng.choice([300, 5_000, 20_000])
+    path, _ = rng.choice([(p, v) for p, v in _leaves(record) if p])
+    marker = "__nest__"
+    text = _dump(_set(record, path, marker))
+    return key, text.replace(b'"' + marker.encode() + b'"', b"[" * depth + b"]" * depth)
+
+
+def empty(
+    rng: random.Random, t: Target, key: bytes | None, record: Json
+) -> tuple[bytes | None, bytes | None]:
+    return key, rng.choice([b"", None])  # an empty value, and a tombstone
+
+
+def invalid_utf8(
+    rng: random.Random, t: Target, key: bytes | None, record: Json
+) -> tuple[bytes | None, bytes]:
+    bad = rng.choice([b"\xff\xfe", b"\xc3\x28", b"\xed\xa0\x80", b"\xc0\xaf", b"\xf8\x88\x80\x80\x80"])
+    if t.keyed and rng.random() < 0.3:
+        return bad + (key or b""), _dump(record)  # the key is not the subject's UTF-8
+    path, _ = rng.choice([(p, v) for p, v in _leaves(record) if isinstance(v, str) and p[-1] != "command_id"])
+    marker = "__utf8__"
+    return key, _dump(_set(record, path, marker)).replace(marker.encode(), bad)
+
+
+def wrong_specversion(
+    rng: random.Random, t: Target, key: bytes | None, record: Json
+) -> tuple[bytes | None, bytes]:
+    return key, _dump(record | {"specversion": rng.choice(["0.3", "2.0", 1.0, None, "1.0 ", "1"])})
+
+
+def float_money(rng: random.Random, t: Target, key: bytes | None, record: Json) -> tuple[bytes | None, bytes]:
+    return key, _dump(_set(record, rng.choice(t.money), rng.choice([12000.0, 0.1 + 0.2, 1e300, -5.5])))
+
+
+def forged_headers(
+    rng: random.Random, t: Target, key: bytes | None, record: Json
+) -> tuple[bytes | None, bytes]:
+    return not_json(rng, t, key, record)  # the headers are the point: see generate()
+
+
+def time_overflow(
+    rng: random.Random, t: Target, key: bytes | None, record: Json
+) -> tuple[bytes | None, bytes]:
+    # Valid RFC 3339, but past year 9999 once converted to UTC: not a ValueError.
+    return key, _dump(record | {"time": "9999-12-31T23:59:59-14:00"})
+
+
+ANY = frozenset({"event", "command", "fact", "desk"})
+EVENTS = frozenset({"event"})
+
+# Each way to break a record, and the shapes of record it applies to (float money
+# only where there is money; see kinds_for).
+BREAKERS: dict[str, tuple[Breaker, frozenset[str]]] = {
+    "not_json": (not_json, ANY),
+    "not_an_object": (not_an_object, ANY),
+    "wrong_types": (wrong_types, ANY),
+    "huge_value": (huge_value, ANY),
+    "wrong_key": (wrong_key, ANY),
+    "null_key": (null_key, ANY),
+    "unknown_type": (unknown_type, ANY),
+    "unknown_version": (unknown_version, EVENTS),
+    "deep_nesting": (deep_nesting, ANY),
+    "empty": (empty, ANY),
+    "invalid_utf8": (invalid_utf8, ANY),
+    "wrong_specversion": (wrong_specversion, EVENTS),
+    "float_money": (float_money, ANY),
+    "forged_headers": (forged_headers, ANY),
+    "time_overflow": (time_overflow, EVENTS),
+}
+
+# What the DLQ must say for kinds whose reason is certain.
+EXPECTED_ERROR = {
+    ("event", "wrong_key"): "record key is not the event subject",
+    ("fact", "wrong_key"): "record key is not the fact's campaign_id",
+    ("event", "null_key"): "record key is not the event subject",
+    ("fact", "null_key"): "record key is not the fact's campaign_id",
+    ("event", "time_overflow"): "date value out of range",
+}
+
+
+def kinds_for(target: Target) -> list[str]:
+    return [
+        kind
+        for kind, (_, shapes) in BREAKERS.items()
+        if target.shape in shapes and (kind != "float_money" or target.money)
+    ]
+
+
+def generate(count: int, seed: int, *, max_huge: int = 2) -> list[Poison]:
+    """`count` poison records spread evenly over the consumed topics, each topic going
+    through every way to break its records in turn; at most `max_huge` values of
+    more than 64 KB per topic (one of them ~900 KB), which keeps the run's bytes modest."""
+    rng = random.Random(seed)
+    chosen = targets()
+    records: list[Poison] = []
+    huge: Counter[str] = Counter()
+    turn: Counter[str] = Counter()
+    for index in range(count):
+        target = chosen[index % len(chosen)]
+        kinds = kinds_for(target)
+        kind = kinds[turn[target.topic] % len(kinds)]
+        turn[target.topic] += 1
+        if kind == "huge_value" and huge[target.topic] >= max_huge:
+            kind = "wrong_types"
+        key, record = target.valid(rng)
+        value: bytes | None
+        if kind == "huge_value":
+            # The first one per topic as big as allowed, the others anywhere up to it.
+            size = MAX_VALUE if huge[target.topic] == 0 else rng.randint(64 * 1024 + 1, MAX_VALUE)
+            new_key, value = huge_value(rng, target, key, record, size)
+        else:
+            new_key, value = BREAKERS[kind][0](rng, target, key, record)
+        huge[target.topic] += kind == "huge_value"
+        headers = [("content-type", b"application/cloudevents+json"), ("poison.kind", kind.encode())]
+        if kind == "forged_headers":
+            headers += [
+                (topics.DLQ_ORIGIN_OFFSET, b"0"),
+                (topics.DLQ_ORIGIN_TOPIC, b"somewhere.else"),
+                (topics.DLQ_FAILED_BY, b"nobody"),
+                ("binary", bytes(range(256))),
+            ]
+        records.append(Poison(target.topic, kind, new_key, value, headers))
+    return records
+
+
+# -- the consumers' own verdict ---------------------------------------------------------
+
+
+def refusal(target: Target, key: bytes | None, value: bytes | None) -> str | None:
+    """Why the models the consumer validates with refuse this record (as the agents in
+    services/*/agents.py and services/runtime/ check it), or None if they would take it:
+    the generator's own check that it sends poison, not records to process."""
+    raw = value or b""
+    try:
+        if target.shape == "event":
+            model = DealClosed if target.topic == topics.DEAL_CLOSED else LeadQualified
+            event = TypeAdapter(CloudEvent[model]).validate_json(raw)  # type: ignore[valid-type]
+            if event.subject != (key or b"").decode(errors="replace"):
+                return "key is not the subject"
+        elif target.shape == "fact":
+            fact = CampaignFact.model_validate_json(raw)
+            if fact.campaign_id.encode() != key:
+                return "key is not the campaign_id"
+        elif target.shape == "desk":
+            TypeAdapter(DeskRequest).validate_json(raw)
+        else:
+            service = next(
+                s for s in ("marketing", "sales", "orders") if f"-{s}-commands" in f"-{target.topic}"
+            )
+            commands: dict[str, Any] = {
+                "marketing": MarketingCommand,
+                "sales": SalesCommand,
+                "orders": OrdersCommand,
+            }
+            TypeAdapter(commands[service]).validate_json(raw)
+    except Exception as refused:  # noqa: BLE001 - any failure is a refusal, as in the agents
+        return f"{type(refused).__name__}: {str(refused)[:200]}"
+    return None
+
+
+# -- sending and reading back ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sent:
+    poison: Poison
+    partition: int
+    offset: int
+
+
+def send(bootstrap: str, records: list[Poison]) -> list[Sent]:
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=1024 * 1024
+    )
+    try:
+        futures = [(p, producer.send(p.topic, key=p.key, value=p.value, headers=p.headers)) for p in records]
+        producer.flush(timeout=120)
+        sent = []
+        for poison, future in futures:
+            metadata = future.get(timeout=60)
+            sent.append(Sent(poison, metadata.partition, metadata.offset))
+        return sent
+    finally:
+        producer.close()
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+    def header(self, name: str) -> bytes | None:
+        return next((v for k, v in self.headers if k == name), None)
+
+    @property
+    def origin(self) -> tuple[str, int, int, str]:
+        """(origin topic, partition, offset, failed by)."""
+        return (
+            (self.header(topics.DLQ_ORIGIN_TOPIC) or b"").decode(),
+            int(self.header(topics.DLQ_ORIGIN_PARTITION) or -1),
+            int(self.header(topics.DLQ_ORIGIN_OFFSET) or -1),
+            (self.header(topics.DLQ_FAILED_BY) or b"").decode(),
+        )
+
+
+def end_offsets(bootstrap: str, names: list[str]) -> dict[TopicPartition, int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        existing = consumer.topics()  # loads the metadata partitions_for_topic needs
+        missing = set(names) - existing
+        assert not missing, f"no such topics: {missing}"
+        partitions = [TopicPartition(n, p) for n in names for p in consumer.partitions_for_topic(n) or []]
+        return dict(consumer.end_offsets(partitions))
+    finally:
+        consumer.close()
+
+
+def collect(
+    bootstrap: str,
+    start: dict[TopicPartition, int],
+    expected: set[tuple[str, int, int, str]],
+    *,
+    timeout: float,
+) -> dict[tuple[str, int, int, str], list[DeadLetter]]:
+    """Dead letters written since `start`, by origin, read until every expected
+    origin (topic, partition, offset, failed by) has one, or `timeout`."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=2 * 1024 * 1024
+    )
+    found: dict[tuple[str, int, int, str], list[DeadLetter]] = defaultdict(list)
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        deadline = time.monotonic() + timeout
+        while not expected <= found.keys() and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500, max_records=2000).values():
+                for m in batch:
+                    letter = DeadLetter(m.partition, m.offset, m.key, m.value, list(m.headers or []))
+                    found[letter.origin].append(letter)
+        return dict(found)
+    finally:
+        consumer.close()
+
+
+@dataclass
+class Verdict:
+    """What became of the poison, per topic and consumer."""
+
+    sent: Counter[tuple[str, str]] = field(default_factory=Counter)
+    dead_lettered: Counter[tuple[str, str]] = field(default_factory=Counter)
+    duplicates: Counter[tuple[str, str]] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        lines = [f"{'topic':42} {'consumer':10} {'sent':>7} {'dead-lettered':>14} {'dups':>5}"]
+        for topic, consumer in sorted(self.sent):
+            k = (topic, consumer)
+            lines.append(
+                f"{topic:42} {consumer:10} {self.sent[k]:7} {self.dead_lettered[k]:14} {self.duplicates[k]:5}"
+            )
+        return "\n".join(lines)
+
+
+def check(
+    sent: list[Sent],
+    letters: dict[tuple[str, int, int, str], list[DeadLetter]],
+    consumers: Mapping[str, tuple[str, ...]],
+) -> Verdict:
+    """Every sent record dead-lettered by every consumer of its topic, byte for byte,
+    with truthful dlq.* headers (each once) and its own headers kept."""
+    outcome = Verdict()
+    shapes = {t.topic: t.shape for t in targets()}
+    for s in sent:
+        p = s.poison
+        for consumer in consumers[p.topic]:
+            outcome.sent[(p.topic, consumer)] += 1
+            copies = letters.get((p.topic, s.partition, s.offset, consumer), [])
+            where = f"{p.topic}/{s.partition}@{s.offset} ({p.kind}, {consumer})"
+            if not copies:
+                outcome.problems.append(f"not dead-lettered: {where}")
+                continue
+            outcome.dead_lettered[(p.topic, consumer)] += 1
+            outcome.duplicates[(p.topic, consumer)] += len(copies) - 1
+            letter = copies[0]
+            if (letter.key, letter.value) != (p.key, p.value):
+                outcome.problems.append(f"not byte for byte: {where}")
+            names = [k for k, _ in letter.headers]
+            for name in DLQ_NAMES:
+                if names.count(name) != 1:
+                    outcome.problems.append(f"{name} {names.count(name)} times: {where}")
+            if not letter.header(topics.DLQ_ERROR) or not letter.header(topics.DLQ_ERROR_TYPE):
+                outcome.problems.append(f"no error or error type: {where}")
+            at = datetime.fromisoformat((letter.header(topics.DLQ_FAILED_AT) or b"").decode() or "x")
+            if at.tzinfo is None:
+                outcome.problems.append(f"dlq.failed.at without a timezone: {where}")
+            kept = [(k, v) for k, v in letter.headers if not k.startswith("dlq.")]
+            own = [(k, v) for k, v in p.headers if not k.startswith("dlq.")]
+            if kept != own:
+                outcome.problems.append(f"own headers not kept: {where}: {kept} != {own}")
+            reason = EXPECTED_ERROR.get((shapes[p.topic], p.kind))
+            if reason and reason not in (letter.header(topics.DLQ_ERROR) or b"").decode(errors="replace"):
+                outcome.problems.append(f"dlq.error does not say {reason!r}: {where}")
+    return outcome
+
+
+def crash_lines(worker: Worker, since: int) -> list[str]:
+    """What Faust logs, from byte `since` of the worker's log on, when an agent, the
+    producer or the worker itself crashes (a refused record is only a warning)."""
+    with worker.log_path.open("rb") as log:
+        log.seek(since)
+        text = log.read().decode(errors="replace")
+    return [line for line in text.splitlines() if "Crashed reason=" in line or " CRITICAL " in line]
