@@ -186,10 +186,20 @@ def asyncapi() -> dict[str, Any]:
             "type": "object",
             "required": list(topics.DLQ_HEADERS),
             "properties": {
-                name: {"type": "string", "description": text} for name, text in topics.DLQ_HEADERS.items()
+                **{
+                    name: {"type": "string", "description": text} for name, text in topics.DLQ_HEADERS.items()
+                },
+                topics.DLQ_VALUE_OMITTED: {
+                    "type": "string",
+                    "description": "Set when the record with these headers would be over the broker's "
+                    "size limit: the value is left out (it stays on its origin topic) and this says "
+                    "its size in bytes.",
+                },
             },
         },
-        "payload": {"description": "The original record value, unchanged (any bytes)."},
+        "payload": {
+            "description": "The original record value, unchanged (any bytes), or none with dlq.value.omitted."
+        },
         "bindings": {
             "kafka": {
                 "key": {"type": "string", "description": "The original record's key (normally the lead_id)."},

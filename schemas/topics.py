@@ -26,6 +26,8 @@ DLQ_ORIGIN_PARTITION: Final = "dlq.origin.partition"
 DLQ_ORIGIN_OFFSET: Final = "dlq.origin.offset"
 DLQ_FAILED_BY: Final = "dlq.failed.by"
 DLQ_FAILED_AT: Final = "dlq.failed.at"
+# Only on a dead letter whose copy would be over the broker's record size limit.
+DLQ_VALUE_OMITTED: Final = "dlq.value.omitted"
 
 DLQ_HEADERS: Final = {
     DLQ_ERROR: "Why the record could not be processed (for a refused event: which field and why).",

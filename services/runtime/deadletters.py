@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from aiokafka.errors import MessageSizeTooLargeError
 from faust.types import Message, TopicT
 from prometheus_client import Counter
 
@@ -59,12 +60,21 @@ class DeadLetters:
                 "error": reason,
             },
         )
-        # Awaited until the broker has it: the origin offset may be committed right after.
-        delivery = await self.topic_for(message.topic).send(
-            key=message.key, value=message.value, headers=headers
-        )
-        await delivery
+        try:
+            await self._send(message.topic, message.key, message.value, headers)
+        except MessageSizeTooLargeError:
+            # The copy with its headers is over the broker's limit; a crash here would
+            # redeliver it forever. The value stays on its origin topic until retention.
+            size = str(len(message.value or b"")).encode()
+            await self._send(message.topic, message.key, None, [*headers, (topics.DLQ_VALUE_OMITTED, size)])
         DEAD_LETTERS.labels(topic=message.topic, error_type=type(error).__name__).inc()
+
+    async def _send(
+        self, origin: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        # Awaited until the broker has it: the origin offset may be committed right after.
+        delivery = await self.topic_for(origin).send(key=key, value=value, headers=headers)
+        await delivery
 
 
 def _original_headers(message: Message) -> list[tuple[str, bytes]]:
