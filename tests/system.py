@@ -126,6 +126,17 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
     raise AssertionError(f"not true within {timeout}s; last: {last!r}")
 
 
+def post(url: str, body: Any, *, attempts: int = 20) -> httpx.Response:
+    """POST as a client is told to: again after a 503 (partitions moving), once
+    `Retry-After` has passed."""
+    for _ in range(attempts):
+        answer = httpx.post(url, json=body, timeout=30)
+        if answer.status_code != 503:
+            return answer
+        time.sleep(float(answer.headers.get("retry-after", "1")))
+    return answer
+
+
 def unique_email(name: str = "lead", domain: str = "acme-industries.com") -> str:
     return f"{name}.{uuid.uuid4().hex[:10]}@{domain}"
 
@@ -142,19 +153,25 @@ class Record:
 
 def read_topic(topic: str, *, timeout: float = 5.0) -> list[Record]:
     """Every record of `topic` from the beginning, decoded as JSON where it is."""
-    consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    return [_record(m) for m in raw_records(topic, timeout=timeout)]
+
+
+def raw_records(topic: str, *, bootstrap: str = BOOTSTRAP, timeout: float = 5.0) -> list[Any]:
+    """Every record of `topic` from the beginning, as kafka-python gives them."""
+    # CRCs are checked by the broker; in pure Python they cost seconds on big topics.
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, check_crcs=False)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
-        records: list[Record] = []
+        records: list[Any] = []
         deadline = time.monotonic() + timeout
         while any(consumer.position(tp) < end[tp] for tp in partitions):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"could not read {topic} to its end")
             for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(_record(m) for m in batch)
+                records.extend(batch)
         return records
     finally:
         consumer.close()

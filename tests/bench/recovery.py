@@ -65,6 +65,7 @@ from rich.table import Table
 from schemas.envelope import CONTENT_TYPE, new_event
 from schemas.events import Company, Contact, Customer, DealClosed, DealLine, Outcome
 from services.orders.domain.orders import Order
+from tests.system import raw_records
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
@@ -372,22 +373,7 @@ def changelog(app_id: str) -> str:
 
 
 def read_all(topic: str, timeout: float = 30.0) -> list[Any]:
-    consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {topic} to its end")
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
+    return raw_records(topic, bootstrap=BOOTSTRAP, timeout=timeout)
 
 
 @dataclass

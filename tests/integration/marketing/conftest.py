@@ -11,7 +11,7 @@ from schemas.envelope import CONTENT_TYPE, new_event
 from schemas.events import Company, Contact, Customer, DealClosed, DealLine, LostReason, Outcome
 from services.marketing.domain.identity import lead_id_for
 from services.marketing.settings import MarketingSettings
-from tests.system import produce
+from tests.system import post, produce
 
 NAMESPACE = MarketingSettings().id_namespace
 
@@ -50,14 +50,14 @@ def lead_body(email: str, **overrides: Any) -> dict[str, Any]:
 
 
 def capture(url: str, email: str, **overrides: Any) -> dict[str, Any]:
-    answer = httpx.post(f"{url}/leads", json=lead_body(email, **overrides), timeout=20)
+    answer = post(f"{url}/leads", lead_body(email, **overrides))
     assert answer.status_code == 202, answer.text
     accepted: dict[str, Any] = answer.json()
     return accepted
 
 
 def engage(url: str, lead_id: str, activity: str) -> dict[str, Any]:
-    answer = httpx.post(f"{url}/leads/{lead_id}/activities", json={"type": activity}, timeout=20)
+    answer = post(f"{url}/leads/{lead_id}/activities", {"type": activity})
     assert answer.status_code == 202, answer.text
     accepted: dict[str, Any] = answer.json()
     return accepted

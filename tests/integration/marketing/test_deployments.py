@@ -3,7 +3,6 @@ rules file, two workers. Its rules decide differently from the default ones
 without a code change, and its two workers still make one lead of one person
 when captures of that person reach both at once."""
 
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -23,7 +22,7 @@ from tests.integration.marketing.conftest import (
     lead_id_of,
     performance,
 )
-from tests.system import PORT_BASE, Worker, eventually, read_topic, unique_email
+from tests.system import PORT_BASE, Worker, eventually, post, read_topic, unique_email
 
 STRICT_VERSION = "strict-test-1"
 
@@ -80,21 +79,11 @@ def test_a_rules_file_swapped_without_code_changes_decides_differently(
     assert by_strict["lead_id"] not in qualified
 
 
-def post_until_accepted(url: str, body: dict[str, Any]) -> httpx.Response:
-    """POST /leads, again after a 503 (partitions moving), as a client is told to."""
-    for _ in range(20):
-        answer = httpx.post(f"{url}/leads", json=body, timeout=30)
-        if answer.status_code != 503:
-            return answer
-        time.sleep(float(answer.headers.get("retry-after", "1")))
-    return answer
-
-
 def test_captures_of_one_person_at_two_workers_at_once_make_one_lead(strict: list[Worker]) -> None:
     email = unique_email("twice")
     urls = [strict[n % 2].url for n in range(10)]
     with ThreadPoolExecutor(max_workers=10) as pool:
-        answers = list(pool.map(lambda url: post_until_accepted(url, lead_body(email)), urls))
+        answers = list(pool.map(lambda url: post(f"{url}/leads", lead_body(email)), urls))
     assert [a.status_code for a in answers] == [202] * 10, [a.text for a in answers]
     bodies = [a.json() for a in answers]
     lead_id = lead_id_of(email)

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -26,7 +27,7 @@ from schemas.topics import dead_letter_topic
 from services.orders.domain.orders import order_id_for
 from tests.chaos.supervisor import RunBroker
 from tests.integration.orders.test_one_order_per_won_deal import deal_closed
-from tests.system import PORT_BASE, ROOT, TEST_KAFKA_PORT, Worker, eventually
+from tests.system import PORT_BASE, ROOT, TEST_KAFKA_PORT, Worker, eventually, raw_records
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
@@ -80,21 +81,8 @@ def committed_offsets() -> dict[int, int]:
     return {tp.partition: meta.offset for tp, meta in found.items() if tp.topic == "deal.closed"}
 
 
-def read_all(topic: str) -> list[object]:
-    # CRCs are checked by the broker already; in pure Python they cost seconds here.
-    consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, check_crcs=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        records: list[object] = []
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
+def read_all(topic: str) -> list[Any]:
+    return raw_records(topic, bootstrap=BOOTSTRAP, timeout=60)
 
 
 class Outcomes:
@@ -106,12 +94,12 @@ class Outcomes:
     def unhandled_below(self, committed: dict[int, int]) -> list[tuple[int, int]]:
         # Read the outcomes after the offsets: anything committed had its outcome
         # flushed to the broker before the commit.
-        deals = {(r.partition, r.offset): r.key.decode() for r in read_all("deal.closed")}  # type: ignore[attr-defined]
+        deals = {(r.partition, r.offset): r.key.decode() for r in read_all("deal.closed")}
         orders = read_all("order.created")
-        order_ids = {json.loads(r.value)["id"] for r in orders}  # type: ignore[attr-defined]
+        order_ids = {json.loads(r.value)["id"] for r in orders}
         dead = {
             (int(h["dlq.origin.partition"]), int(h["dlq.origin.offset"]))
-            for h in (dict(r.headers) for r in read_all(dead_letter_topic("deal.closed")))  # type: ignore[attr-defined]
+            for h in (dict(r.headers) for r in read_all(dead_letter_topic("deal.closed")))
         }
         missing = []
         for (partition, offset), lead_id in deals.items():
@@ -125,7 +113,7 @@ class Outcomes:
     def orders_made_twice(self) -> list[str]:
         ids_per_order: dict[str, set[str]] = {}
         for record in read_all("order.created"):
-            event = json.loads(record.value)  # type: ignore[attr-defined]
+            event = json.loads(record.value)
             ids_per_order.setdefault(event["data"]["order_id"], set()).add(event["id"])
         return [order for order, ids in ids_per_order.items() if len(ids) > 1]
 
