@@ -40,14 +40,19 @@ def capture(urls: Urls, *, campaign_id: str | None = None, intent: str | None = 
     return lead_id
 
 
-def deal_of(urls: Urls, lead_id: str, timeout: float = 60.0) -> dict[str, Any]:
+def first_item(url: str, params: dict[str, str], timeout: float) -> dict[str, Any]:
+    """The first item a list endpoint answers for `params`, once there is one."""
+
     def find() -> dict[str, Any] | None:
-        answer = httpx.get(f"{urls.sales}/deals", params={"lead_id": lead_id}, timeout=10)
-        items: list[dict[str, Any]] = answer.json()["items"]
+        items: list[dict[str, Any]] = httpx.get(url, params=params, timeout=10).json()["items"]
         return items[0] if items else None
 
     found: dict[str, Any] = eventually(find, timeout=timeout)
     return found
+
+
+def deal_of(urls: Urls, lead_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    return first_item(f"{urls.sales}/deals", {"lead_id": lead_id}, timeout)
 
 
 def close_won(urls: Urls, deal_id: str) -> dict[str, Any]:
@@ -59,13 +64,7 @@ def close_won(urls: Urls, deal_id: str) -> dict[str, Any]:
 
 
 def order_of(urls: Urls, deal_id: str, timeout: float = 60.0) -> dict[str, Any]:
-    def find() -> dict[str, Any] | None:
-        answer = httpx.get(f"{urls.orders}/orders", params={"deal_id": deal_id}, timeout=10)
-        items: list[dict[str, Any]] = answer.json()["items"]
-        return items[0] if items else None
-
-    found: dict[str, Any] = eventually(find, timeout=timeout)
-    return found
+    return first_item(f"{urls.orders}/orders", {"deal_id": deal_id}, timeout)
 
 
 def seed(urls: Urls, *, open_deals: int = 3, won_deals: int = 2) -> dict[str, list[str]]:
