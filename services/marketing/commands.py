@@ -9,7 +9,7 @@ from schemas.events import Channel
 from services.marketing.domain.activities import ActivityType
 from services.marketing.domain.campaigns import Budget, Campaign, Target
 from services.marketing.domain.capture import Capture
-from services.runtime.commands import Command
+from services.runtime.commands import Command, LeadCommand
 
 
 class CreateCampaign(Command):
@@ -22,19 +22,21 @@ class CreateCampaign(Command):
     ends_on: date
     target: Target
 
+    @property
+    def key(self) -> str:
+        return self.campaign_id
 
-class CaptureLead(Command):
+
+class CaptureLead(LeadCommand):
     kind: Literal["capture_lead"] = "capture_lead"
-    lead_id: str
     capture: Capture
     # The campaign the capture names, as looked up by the route (campaigns live on
     # their own partitions); None when it names none, or one that does not exist.
     campaign: Campaign | None = None
 
 
-class RecordActivity(Command):
+class RecordActivity(LeadCommand):
     kind: Literal["record_activity"] = "record_activity"
-    lead_id: str
     type: ActivityType
 
 

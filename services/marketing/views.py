@@ -61,9 +61,7 @@ async def create_campaign(body: CampaignRequest, request: Request) -> Campaign:
     if campaign_id is None:
         campaign_id = str(uuid4())
         await cluster.ensure_local(request, campaigns, campaign_id)  # the owner mints its own
-    campaign: Campaign = await commands.ask(
-        campaign_id, CreateCampaign(campaign_id=campaign_id, **body.model_dump())
-    )
+    campaign: Campaign = await commands.ask(CreateCampaign(campaign_id=campaign_id, **body.model_dump()))
     return campaign
 
 
@@ -128,7 +126,7 @@ async def capture_lead(body: LeadRequest, request: Request) -> LeadAccepted:
     lead_id = lead_id_for(body.contact.email, settings.id_namespace)
     await cluster.ensure_local(request, leads, lead_id)
     command = CaptureLead(lead_id=lead_id, capture=capture, campaign=campaign)
-    change: Change = await commands.ask(lead_id, command)
+    change: Change = await commands.ask(command)
     return LeadAccepted(lead_id=lead_id, status=change.lead.status, duplicate=change.duplicate)
 
 
@@ -139,7 +137,7 @@ async def capture_lead(body: LeadRequest, request: Request) -> LeadAccepted:
 )
 async def record_activity(lead_id: str, body: ActivityRequest, request: Request) -> ActivityAccepted:
     await cluster.ensure_local(request, leads, lead_id)
-    change: Change = await commands.ask(lead_id, RecordActivity(lead_id=lead_id, type=body.type))
+    change: Change = await commands.ask(RecordActivity(lead_id=lead_id, type=body.type))
     return ActivityAccepted(lead_id=lead_id, status=change.lead.status, score=change.lead.score)
 
 

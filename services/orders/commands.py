@@ -3,12 +3,11 @@
 from typing import Literal
 
 from services.orders.domain.orders import OrderStatus
-from services.runtime.commands import Command
+from services.runtime.commands import LeadCommand
 
 
-class ChangeStatus(Command):
+class ChangeStatus(LeadCommand):
     kind: Literal["change_status"] = "change_status"
-    lead_id: str
     status: OrderStatus
 
 

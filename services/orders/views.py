@@ -57,7 +57,7 @@ async def get_order(order_id: str, request: Request) -> Order:
 @router.post("/orders/{order_id}/status", responses=refusals(400, 404, 409))
 async def change_status(order_id: str, body: StatusRequest, request: Request) -> Order:
     lead_id = await _owned_lead_id(order_id, request)
-    order: Order = await commands.ask(lead_id, ChangeStatus(lead_id=lead_id, status=body.status))
+    order: Order = await commands.ask(ChangeStatus(lead_id=lead_id, status=body.status))
     return order
 
 

@@ -31,6 +31,21 @@ class Command(BaseModel):
 
     command_id: str = Field(default_factory=lambda: str(uuid4()))
 
+    @property
+    def key(self) -> str:
+        """The key of the state it changes: its record's key, so its partition's owner applies it."""
+        raise NotImplementedError
+
+
+class LeadCommand(Command):
+    """A command on one lead's state (its lead, deal or order), keyed by lead_id."""
+
+    lead_id: str
+
+    @property
+    def key(self) -> str:
+        return self.lead_id
+
 
 class CommandTimeout(Exception):
     """The command was sent but its outcome did not come back in time."""
@@ -58,13 +73,13 @@ class Commands(Generic[C]):
         self._dead_letters = dead_letters
         self._waiting: dict[str, asyncio.Future[Any]] = {}
 
-    async def ask(self, key: str, command: C) -> Any:
-        """Send `command` keyed by `key`; return what its handler returned, or raise
+    async def ask(self, command: C) -> Any:
+        """Send `command` keyed by its key; return what its handler returned, or raise
         the DomainError it raised."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[command.command_id] = future
         try:
-            await self.topic.send(key=key.encode(), value=command.model_dump_json().encode())
+            await self.topic.send(key=command.key.encode(), value=command.model_dump_json().encode())
             return await asyncio.wait_for(future, self._timeout)
         except TimeoutError as late:
             raise CommandTimeout(
@@ -79,7 +94,10 @@ class Commands(Generic[C]):
         async for event in stream.events():
             try:
                 command = self._adapter.validate_json(event.message.value or b"")
-            except ValidationError as invalid:
+                if command.key.encode() != event.message.key:
+                    # Applied here, it would change state another partition owns.
+                    raise ValueError(f"record key is not the command's key {command.key!r}")
+            except (ValidationError, ValueError) as invalid:
                 await self._dead_letters.send(event.message, invalid)
                 continue
             try:

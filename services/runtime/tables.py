@@ -1,17 +1,26 @@
 """Faust tables of pydantic models, keyed by string.
 
 Values are stored as JSON in the changelog, so a table survives a worker restart
-and can be read by a human with any Kafka tool.
+and can be read by a human with any Kafka tool. They are held as the JSON bytes
+pydantic writes (Faust's raw codec): one encode per write, one decode per read,
+and the in-memory store keeps compact bytes rather than dicts.
 """
 
 from collections.abc import Iterator
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import faust
 from faust.types import TableT
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
+
+from services.runtime.errors import Unprocessable
 
 M = TypeVar("M", bound=BaseModel)
+
+# The broker refuses a record over message.max.bytes (1 MiB by default). A value
+# past it could never reach the changelog and the worker would stop on it, so it
+# is refused before it is stored: a command gets a 422, an event goes to the DLQ.
+MAX_VALUE_BYTES = 900_000
 
 
 class ModelTable(Generic[M]):
@@ -26,10 +35,12 @@ class ModelTable(Generic[M]):
     ) -> None:
         """`everywhere`: a GlobalTable, every worker holds every key (small reference data)."""
         kind = app.GlobalTable if everywhere else app.Table
-        self.model = model
+        self._json = TypeAdapter(model)
         # Keys are raw bytes on the changelog, as on the event topics, so a key
         # hashes to the same partition number everywhere (see cluster.Cluster).
-        self.table: TableT[bytes, Any] = kind(name, key_type=bytes, default=None, help=help)
+        self.table: TableT[bytes, bytes] = kind(
+            name, key_type=bytes, value_type=bytes, default=None, help=help
+        )
 
     @property
     def name(self) -> str:
@@ -37,17 +48,23 @@ class ModelTable(Generic[M]):
 
     def get(self, key: str) -> M | None:
         raw = self.table.get(key.encode())
-        return None if raw is None else self.model.model_validate(raw)
+        return None if raw is None else self._json.validate_json(raw)
 
     def __setitem__(self, key: str, value: M) -> None:
-        self.table[key.encode()] = value.model_dump(mode="json")
+        raw = self._json.dump_json(value)
+        if len(raw) > MAX_VALUE_BYTES:
+            raise Unprocessable(
+                f"{self.name} {key!r} would be {len(raw):,} bytes; a stored value may be "
+                f"at most {MAX_VALUE_BYTES:,} (Kafka's record limit)"
+            )
+        self.table[key.encode()] = raw
 
     def __contains__(self, key: str) -> bool:
         return key.encode() in self.table
 
     def items(self) -> Iterator[tuple[str, M]]:
         for key, raw in list(self.table.items()):
-            yield key.decode(), self.model.model_validate(raw)
+            yield key.decode(), self._json.validate_json(raw)
 
     @property
     def changelog_topic(self) -> str:

@@ -5,46 +5,41 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field
 
 from schemas.events import LostReason, Outcome
-from services.runtime.commands import Command
+from services.runtime.commands import LeadCommand
 from services.sales.domain.catalog import OrderedLine
 from services.sales.domain.deals import ContactChannel, Stage
 
 
-class MoveStage(Command):
+class MoveStage(LeadCommand):
     kind: Literal["move_stage"] = "move_stage"
-    lead_id: str
     stage: Stage
     proposal: list[OrderedLine] | None = None
 
 
-class RecordObjection(Command):
+class RecordObjection(LeadCommand):
     kind: Literal["record_objection"] = "record_objection"
-    lead_id: str
     objection: str
     resolution: str | None
 
 
-class RecordContact(Command):
+class RecordContact(LeadCommand):
     kind: Literal["record_contact"] = "record_contact"
-    lead_id: str
     channel: ContactChannel
     note: str | None
 
 
-class CloseDeal(Command):
+class CloseDeal(LeadCommand):
     kind: Literal["close_deal"] = "close_deal"
-    lead_id: str
     outcome: Outcome
     lines: list[OrderedLine]
     lost_reason: LostReason | None
 
 
-class AssignDeal(Command):
+class AssignDeal(LeadCommand):
     """The assignment desk's decision for a deal; sent by the desk, not over HTTP.
     Through the command topic, it is applied in order with the deal's other writes."""
 
     kind: Literal["assign_deal"] = "assign_deal"
-    lead_id: str
     owner: str | None
     decided_at: AwareDatetime
 

@@ -91,14 +91,14 @@ async def get_deal(deal_id: str, request: Request) -> DealView:
 async def move_stage(deal_id: str, body: MoveRequest, request: Request) -> DealView:
     lead_id = await _owned_lead_id(deal_id, request)
     command = MoveStage(lead_id=lead_id, stage=body.stage, proposal=body.proposal)
-    deal: Deal = await commands.ask(lead_id, command)
+    deal: Deal = await commands.ask(command)
     return _view(deal)
 
 
 @router.post("/deals/{deal_id}/objections", responses=WRITE)
 async def record_objection(deal_id: str, body: ObjectionRequest, request: Request) -> DealView:
     lead_id = await _owned_lead_id(deal_id, request)
-    deal: Deal = await commands.ask(lead_id, RecordObjection(lead_id=lead_id, **body.model_dump()))
+    deal: Deal = await commands.ask(RecordObjection(lead_id=lead_id, **body.model_dump()))
     return _view(deal)
 
 
@@ -109,7 +109,7 @@ async def record_objection(deal_id: str, body: ObjectionRequest, request: Reques
 )
 async def record_contact(deal_id: str, body: ContactRequest, request: Request) -> DealView:
     lead_id = await _owned_lead_id(deal_id, request)
-    deal: Deal = await commands.ask(lead_id, RecordContact(lead_id=lead_id, **body.model_dump()))
+    deal: Deal = await commands.ask(RecordContact(lead_id=lead_id, **body.model_dump()))
     return _view(deal)
 
 
@@ -117,7 +117,7 @@ async def record_contact(deal_id: str, body: ContactRequest, request: Request) -
 async def close_deal(deal_id: str, body: CloseRequest, request: Request) -> DealView:
     lead_id = await _owned_lead_id(deal_id, request)
     command = CloseDeal(lead_id=lead_id, outcome=body.outcome, lines=body.lines, lost_reason=body.lost_reason)
-    deal: Deal = await commands.ask(lead_id, command)
+    deal: Deal = await commands.ask(command)
     return _view(deal)
 
 

@@ -73,13 +73,13 @@ def _isolated(sent: Sent, wire: Wire, monkeypatch: pytest.MonkeyPatch) -> Iterat
     yield from clear(deals, desk, placements)
 
 
-def qualified(lead_id: str, country: str = "DE") -> bytes:
+def qualified(lead_id: str, country: str = "DE", detail: str = "") -> bytes:
     data = LeadQualified(
         lead_id=lead_id,
         campaign_id="cmp-1",
         score=70,
         threshold=60,
-        reasons=[ScoreReason(rule="fit.industry", points=15)],
+        reasons=[ScoreReason(rule="fit.industry", points=15, detail=detail)],
         contact=Contact(email="ana@acme.io", name="Ana"),
         company=Company(name="Acme", country=country),
         qualified_at=datetime.now(UTC),
@@ -219,6 +219,20 @@ async def test_a_record_keyed_other_than_its_subject_goes_to_the_dlq(sent: Sent)
     assert deals.get("lead-3") is None
     [(_, error)] = sent.dead_letters
     assert "subject" in str(error)
+
+
+async def test_a_lead_whose_deal_kafka_could_not_store_goes_to_the_dlq(sent: Sent, wire: Wire) -> None:
+    # Under the broker's 1 MiB, but the deal built from it is not: stored, its changelog
+    # write would fail and stop the worker on every restart (issue #9).
+    async with open_deals.test_context() as agent:
+        await agent.put(key=b"lead-big", value=qualified("lead-big", detail="x" * 950_000))
+        await agent.put(key=b"lead-1", value=qualified("lead-1"))
+    [(message, error)] = sent.dead_letters
+    assert message.key == b"lead-big"
+    assert "at most 900,000" in str(error)
+    assert deals.get("lead-big") is None
+    assert deals.get("lead-1") is not None
+    assert [key for key, _ in wire.take_requests()] == [DESK_KEY.encode()]
 
 
 async def test_bad_assignment_records_go_to_the_dlq(sent: Sent) -> None:

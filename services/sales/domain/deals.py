@@ -7,6 +7,7 @@ move, an objection heard, a contact, a close) is its first contact: the follow-u
 SLA measures the time to it (see `follow_up`).
 """
 
+from collections.abc import Sized
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -175,6 +176,19 @@ def assign(deal: Deal, owner: str | None, now: datetime) -> Deal:
     return deal.model_copy(update={"owner": owner, "assignment": Assignment.ASSIGNED, "assigned_at": now})
 
 
+# A deal is one record in a table: Kafka refuses a record over 1 MB and the
+# worker could not store it again. These bound it (objections and notes are
+# at most 4 KB each) well below that; a CRM's long activity log belongs elsewhere.
+MAX_OBJECTIONS = 50
+MAX_CONTACTS = 100
+MAX_STAGE_VISITS = 60
+
+
+def _refuse_if_full(entries: Sized, limit: int, what: str, field: str) -> None:
+    if len(entries) >= limit:
+        raise Conflict(f"a deal keeps at most {limit} {what}; this one has reached it", field=field)
+
+
 def _touched(deal: Deal, now: datetime) -> dict[str, object]:
     return {"first_contact_at": deal.first_contact_at or now}
 
@@ -203,12 +217,14 @@ def move(deal: Deal, to: Stage, now: datetime, proposal: Quote | None = None) ->
     back_to_presenting = deal.stage is Stage.HANDLING_OBJECTIONS and to is Stage.PRESENTING
     if there <= here and not back_to_presenting:
         raise Conflict(f"deal {deal.deal_id} cannot move from {deal.stage} back to {to}", field="stage")
+    _refuse_if_full(deal.history, MAX_STAGE_VISITS, "stage visits", "stage")
     offer = {"proposal": proposal} if proposal is not None else {}
     return deal.model_copy(update={**_enter(deal, to, now), **_touched(deal, now), **offer})
 
 
 def record_objection(deal: Deal, objection: str, resolution: str | None, now: datetime) -> Deal:
     _refuse_if_closed(deal)
+    _refuse_if_full(deal.objections, MAX_OBJECTIONS, "objections", "objection")
     return deal.model_copy(
         update={
             "objections": [*deal.objections, Objection(objection=objection, resolution=resolution, at=now)],
@@ -219,6 +235,7 @@ def record_objection(deal: Deal, objection: str, resolution: str | None, now: da
 
 def record_contact(deal: Deal, channel: ContactChannel, note: str | None, now: datetime) -> Deal:
     _refuse_if_closed(deal)
+    _refuse_if_full(deal.contacts, MAX_CONTACTS, "contacts", "channel")
     return deal.model_copy(
         update={
             "contacts": [*deal.contacts, Touchpoint(channel=channel, note=note, at=now)],

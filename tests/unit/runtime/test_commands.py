@@ -7,12 +7,13 @@ import faust
 import pytest
 from faust.types import Message
 
-from services.runtime.commands import Command, Commands
+from services.runtime.commands import Commands, LeadCommand
 from services.runtime.errors import Conflict
 
 
-class Bump(Command):
+class Bump(LeadCommand):
     kind: Literal["bump"] = "bump"
+    lead_id: str = "k"
     by: int
 
 
@@ -42,14 +43,14 @@ async def handle(command: Bump) -> int:
     return command.by * 2
 
 
-async def run(app: faust.App, commands: Commands[Bump], *values: bytes) -> None:
+async def run(app: faust.App, commands: Commands[Bump], *values: bytes, key: bytes = b"k") -> None:
     @app.agent(commands.topic)
     async def apply(stream: Any) -> None:
         await commands.serve(stream, handle)
 
     async with apply.test_context() as agent:
         for value in values:
-            await agent.put(key=b"k", value=value)
+            await agent.put(key=key, value=value)
 
 
 def waiting(commands: Commands[Bump], command: Bump) -> asyncio.Future[Any]:
@@ -97,3 +98,15 @@ async def test_an_unreadable_command_is_dead_lettered_and_the_stream_goes_on(cha
     assert future.result() == 4
     [(message, _)] = dead.sent
     assert message.value == b"not json"
+
+
+async def test_a_command_keyed_other_than_its_lead_is_dead_lettered_unapplied(channel: Any) -> None:
+    # Applied, it would change a lead whose partition (and table entry) another worker owns.
+    app, commands, dead = channel
+    command = Bump(by=2, lead_id="lead-1")
+    future = waiting(commands, command)
+    await run(app, commands, command.model_dump_json().encode(), key=b"lead-2")
+    assert not future.done()
+    [(message, error)] = dead.sent
+    assert message.key == b"lead-2"
+    assert "'lead-1'" in str(error)

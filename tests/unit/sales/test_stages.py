@@ -6,6 +6,9 @@ from schemas.events import LostReason, Outcome
 from services.runtime.errors import Conflict, Unprocessable
 from services.sales.domain.catalog import OrderedLine, quote
 from services.sales.domain.deals import (
+    MAX_CONTACTS,
+    MAX_OBJECTIONS,
+    MAX_STAGE_VISITS,
     Assignment,
     ContactChannel,
     Stage,
@@ -109,6 +112,28 @@ def test_objections_are_recorded_with_their_resolution() -> None:
         ("We use a competitor", "Showed migration path", at(3)),
         ("Budget frozen", None, at(4)),
     ]
+
+
+def test_a_deal_full_of_the_longest_entries_stays_far_below_kafkas_record_limit() -> None:
+    # Unbounded, a deal grew past 1 MB; its table write failed and sales crash-looped (issue #9).
+    deal, longest = a_deal(), "x" * 2000
+    for i in range(MAX_OBJECTIONS):
+        deal = record_objection(deal, longest, longest, at(i))
+    for i in range(MAX_CONTACTS):
+        deal = record_contact(deal, ContactChannel.CALL, longest, at(i))
+    while len(deal.history) < MAX_STAGE_VISITS:
+        there = Stage.PRESENTING if deal.stage is Stage.HANDLING_OBJECTIONS else Stage.HANDLING_OBJECTIONS
+        deal = move(deal, there, at(len(deal.history)))
+    with pytest.raises(Conflict, match="at most 50 objections") as error:
+        record_objection(deal, "one more", None, at(999))
+    assert error.value.field == "objection"
+    with pytest.raises(Conflict, match="at most 100 contacts") as error:
+        record_contact(deal, ContactChannel.EMAIL, None, at(999))
+    assert error.value.field == "channel"
+    with pytest.raises(Conflict, match="at most 60 stage visits") as error:
+        move(deal, Stage.PRESENTING, at(999))
+    assert error.value.field == "stage"
+    assert len(deal.model_dump_json()) < 600_000
 
 
 def test_a_won_close_is_priced_from_the_catalogue_and_makes_the_event() -> None:
