@@ -7,6 +7,7 @@ recovered) and across workers: each reports only the partitions it is active for
 """
 
 from collections.abc import Iterator
+from datetime import datetime
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -24,7 +25,7 @@ ORDER_VALUE = Histogram(
 )
 DEAL_TO_ORDER = Histogram(
     "leadflow_orders_deal_to_order_seconds",
-    "From a deal's close (closed_at) to its order's creation.",
+    "From a deal's close (closed_at) to the order made from it, by the orders worker's clock.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
 STATUS_CHANGES = Counter(
@@ -32,11 +33,11 @@ STATUS_CHANGES = Counter(
 )
 
 
-def order_created(order: Order) -> None:
+def order_created(order: Order, now: datetime) -> None:
     ORDERS_CREATED.labels(currency=order.currency).inc()
     # Metrics are floats by nature; the order itself keeps its Decimal.
     ORDER_VALUE.labels(currency=order.currency).observe(float(order.total))
-    DEAL_TO_ORDER.observe(deal_to_order_seconds(order))
+    DEAL_TO_ORDER.observe(deal_to_order_seconds(order, now))
 
 
 def _in_status() -> GaugeMetricFamily:

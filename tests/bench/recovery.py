@@ -414,7 +414,7 @@ def probe_format() -> tuple[Template, dict[str, Any]]:
         deadline = time.monotonic() + 90
         while True:
             records = [r for r in read_all(changelog(app_id)) if r.key and r.key.decode() in probes]
-            final = {r.key.decode(): r for r in records if json.loads(r.value).get("published_at")}
+            final = {r.key.decode(): r for r in records}
             if len(final) == len(probes):
                 break
             if time.monotonic() > deadline or not worker.alive():

@@ -38,7 +38,7 @@ def won(lead_id: str = "lead-1", **changes: object) -> DealClosed:
 
 
 def test_a_won_deal_makes_an_order_with_its_lines_total_and_ids() -> None:
-    order = lifecycle.order_from_deal(won(), NOW)
+    order = lifecycle.order_from_deal(won())
     assert order.order_id == "order-lead-1"
     assert order.deal_id == "deal-lead-1"
     assert order.lead_id == "lead-1"
@@ -50,34 +50,35 @@ def test_a_won_deal_makes_an_order_with_its_lines_total_and_ids() -> None:
     ]
     assert order.customer.company.name == "Acme"
     assert order.status is OrderStatus.CREATED
-    assert [(change.status, change.at) for change in order.history] == [(OrderStatus.CREATED, NOW)]
-    assert order.deal_closed_at == CLOSED
-    assert order.published_at is None
+    # Created when its deal was won, so every delivery of the deal makes this very order.
+    assert order.created_at == order.deal_closed_at == CLOSED
+    assert [(change.status, change.at) for change in order.history] == [(OrderStatus.CREATED, CLOSED)]
+    assert lifecycle.order_from_deal(won()) == order
 
 
 def test_a_deal_whose_amount_is_not_what_its_lines_add_up_to_makes_no_order() -> None:
     with pytest.raises(TotalMismatch, match=r"says amount 14000.00 EUR but its lines add up to 14400.00"):
-        lifecycle.order_from_deal(won(amount="14000.00"), NOW)
+        lifecycle.order_from_deal(won(amount="14000.00"))
     # A ValueError, so the consumer dead-letters it with this reason.
     assert issubclass(TotalMismatch, ValueError)
 
 
 def test_the_same_amount_written_differently_is_not_a_mismatch() -> None:
-    assert lifecycle.order_from_deal(won(amount="14400"), NOW).total == Decimal("14400")
+    assert lifecycle.order_from_deal(won(amount="14400")).total == Decimal("14400")
 
 
 def test_a_lost_deal_makes_no_order() -> None:
     with pytest.raises(ValueError, match="only won deals"):
-        lifecycle.order_from_deal(won(outcome="lost", lost_reason="timing", lines=[], amount="0"), NOW)
+        lifecycle.order_from_deal(won(outcome="lost", lost_reason="timing", lines=[], amount="0"))
 
 
 def test_the_lifecycle_moves_forward_and_stamps_every_change() -> None:
-    order = lifecycle.order_from_deal(won(), NOW)
+    order = lifecycle.order_from_deal(won())
     confirmed = lifecycle.change_status(order, OrderStatus.CONFIRMED, NOW + timedelta(hours=1))
     fulfilled = lifecycle.change_status(confirmed, OrderStatus.FULFILLED, NOW + timedelta(days=2))
     assert fulfilled.status is OrderStatus.FULFILLED
     assert [(c.status, c.at) for c in fulfilled.history] == [
-        (OrderStatus.CREATED, NOW),
+        (OrderStatus.CREATED, CLOSED),
         (OrderStatus.CONFIRMED, NOW + timedelta(hours=1)),
         (OrderStatus.FULFILLED, NOW + timedelta(days=2)),
     ]
@@ -86,7 +87,7 @@ def test_the_lifecycle_moves_forward_and_stamps_every_change() -> None:
 
 @pytest.mark.parametrize("path", [["cancelled"], ["confirmed", "cancelled"]])
 def test_an_order_can_be_cancelled_before_fulfilment(path: list[str]) -> None:
-    order = lifecycle.order_from_deal(won(), NOW)
+    order = lifecycle.order_from_deal(won())
     for status in path:
         order = lifecycle.change_status(order, OrderStatus(status), NOW)
     assert order.status is OrderStatus.CANCELLED
@@ -103,7 +104,7 @@ def test_an_order_can_be_cancelled_before_fulfilment(path: list[str]) -> None:
     ],
 )
 def test_impossible_moves_are_conflicts(path: list[str], impossible: str) -> None:
-    order = lifecycle.order_from_deal(won(), NOW)
+    order = lifecycle.order_from_deal(won())
     for status in path:
         order = lifecycle.change_status(order, OrderStatus(status), NOW)
     with pytest.raises(Conflict, match=f"cannot become {impossible}") as refused:
@@ -112,24 +113,24 @@ def test_impossible_moves_are_conflicts(path: list[str], impossible: str) -> Non
 
 
 def test_the_order_created_event_is_the_same_however_often_it_is_built() -> None:
-    order = lifecycle.order_from_deal(won(), NOW)
+    order = lifecycle.order_from_deal(won())
     first = lifecycle.created_event(order, namespace=NAMESPACE, source="/leadflow/orders")
     again = lifecycle.created_event(
-        lifecycle.published(order, NOW), namespace=NAMESPACE, source="/leadflow/orders"
+        lifecycle.order_from_deal(won()), namespace=NAMESPACE, source="/leadflow/orders"
     )
     assert first.to_json() == again.to_json()
     assert first.type == "order.created"
     assert first.subject == "lead-1"
-    assert first.time == NOW
+    assert first.time == CLOSED
     assert first.dataschema == OrderCreated.dataschema()
     assert first.data.total == Decimal("14400.00")
-    assert first.data.created_at == NOW
+    assert first.data.created_at == CLOSED
     assert [line.line_total for line in first.data.lines] == [Decimal("12000.00"), Decimal("2400.00")]
 
 
 def test_each_order_and_each_deployment_has_its_own_event_id() -> None:
-    one = lifecycle.order_from_deal(won("lead-1"), NOW)
-    two = lifecycle.order_from_deal(won("lead-2"), NOW)
+    one = lifecycle.order_from_deal(won("lead-1"))
+    two = lifecycle.order_from_deal(won("lead-2"))
     other = UUID("00000000-0000-4000-8000-000000000000")
     ids = {
         lifecycle.created_event(o, namespace=ns, source="/leadflow/orders").id
@@ -140,7 +141,7 @@ def test_each_order_and_each_deployment_has_its_own_event_id() -> None:
 
 
 def test_orders_are_counted_in_every_status() -> None:
-    order = lifecycle.order_from_deal(won(), NOW)
+    order = lifecycle.order_from_deal(won())
     confirmed = lifecycle.change_status(order, OrderStatus.CONFIRMED, NOW)
     assert lifecycle.count_by_status([order, order, confirmed]) == {
         OrderStatus.CREATED: 2,
@@ -150,10 +151,10 @@ def test_orders_are_counted_in_every_status() -> None:
     }
 
 
-def test_deal_to_order_latency_is_from_close_to_creation_and_never_negative() -> None:
-    assert lifecycle.deal_to_order_seconds(lifecycle.order_from_deal(won(), NOW)) == 3.0
-    skewed = lifecycle.order_from_deal(won(), CLOSED - timedelta(seconds=2))
-    assert lifecycle.deal_to_order_seconds(skewed) == 0.0
+def test_deal_to_order_latency_is_from_close_to_when_orders_made_it_and_never_negative() -> None:
+    order = lifecycle.order_from_deal(won())
+    assert lifecycle.deal_to_order_seconds(order, NOW) == 3.0
+    assert lifecycle.deal_to_order_seconds(order, CLOSED - timedelta(seconds=2)) == 0.0
 
 
 def test_order_ids_route_to_their_lead() -> None:
