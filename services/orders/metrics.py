@@ -2,8 +2,9 @@
 
 Counters and histograms count what this process did (Prometheus copes with the
 reset when a worker restarts; sum them over workers). Orders by status is a gauge
-read from the table at scrape time, so it is right after a restart (the table is
-recovered) and across workers: each reports only the partitions it is active for.
+kept as orders are written and rebuilt from the table after a rebalance (see
+services/runtime/tallies.py), so a scrape reads no order, and it is right after a
+restart and across workers: each reports only the partitions it is active for.
 """
 
 from collections.abc import Iterator
@@ -14,7 +15,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from services.orders.app import orders, runtime
-from services.orders.domain.orders import Order, count_by_status, deal_to_order_seconds
+from services.orders.domain.orders import Order, OrderStatus, deal_to_order_seconds
+from services.runtime.tallies import Tally
 
 ORDERS_CREATED = Counter("leadflow_orders_created", "Orders created from won deals.", ["currency"])
 ORDER_VALUE = Histogram(
@@ -55,10 +57,12 @@ class OrdersInStatus(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauge = _in_status()
-        counts = count_by_status(order for _, order in runtime.cluster.local_items(orders))
-        for status, count in counts.items():
-            gauge.add_metric([status.value], count)
+        counts = IN_STATUS.counts()
+        for status in OrderStatus:
+            gauge.add_metric([status.value], counts[status])
         yield gauge
 
 
+# Kept as orders are written: a scrape does not read the orders table.
+IN_STATUS = Tally(runtime.cluster, orders, lambda order: order.status)
 REGISTRY.register(OrdersInStatus())

@@ -64,6 +64,7 @@ class ServiceRuntime:
             consumer_group_instance_id=settings.instance_id,
             broker_session_timeout=settings.session_timeout_seconds,
             broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+            producer_linger=settings.producer_linger_ms / 1000,
             web_bind=settings.web_host,
             web_port=settings.web_port,
             canonical_url=settings.url,

@@ -56,6 +56,10 @@ class ServiceSettings(BaseSettings):
     # not held up by idle connections.
     http_shutdown_seconds: float = Field(default=1.0, ge=0)
 
+    # How long the producer holds a record to send it with others: a few ms of
+    # latency for one request per batch instead of one per record.
+    producer_linger_ms: float = Field(default=5.0, ge=0, le=1000)
+
     # How long an HTTP write waits for its command to be applied.
     command_timeout_seconds: float = Field(default=15.0, gt=0)
 

@@ -6,7 +6,7 @@ pydantic writes (Faust's raw codec): one encode per write, one decode per read,
 and the in-memory store keeps compact bytes rather than dicts.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 import faust
@@ -36,6 +36,7 @@ class ModelTable(Generic[M]):
         """`everywhere`: a GlobalTable, every worker holds every key (small reference data)."""
         kind = app.GlobalTable if everywhere else app.Table
         self._json = TypeAdapter(model)
+        self._watchers: list[Callable[[str, M], None]] = []
         # Keys are raw bytes on the changelog, as on the event topics, so a key
         # hashes to the same partition number everywhere (see cluster.Cluster).
         self.table: TableT[bytes, bytes] = kind(
@@ -58,9 +59,24 @@ class ModelTable(Generic[M]):
                 f"at most {MAX_VALUE_BYTES:,} (Kafka's record limit)"
             )
         self.table[key.encode()] = raw
+        for watcher in self._watchers:
+            watcher(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        """Remove `key` (a tombstone on the changelog); no error if it is not there."""
+        self.table.pop(key.encode(), None)
+
+    def on_write(self, watcher: Callable[[str, M], None]) -> None:
+        """Call `watcher(key, value)` after every write through this table."""
+        self._watchers.append(watcher)
 
     def __contains__(self, key: str) -> bool:
         return key.encode() in self.table
+
+    def __iter__(self) -> Iterator[str]:
+        """Every key held, without decoding a value."""
+        for key in list(self.table.keys()):
+            yield key.decode()
 
     def items(self) -> Iterator[tuple[str, M]]:
         for key, raw in list(self.table.items()):

@@ -1,6 +1,5 @@
 """An Order: made from a won deal, once, and taken through its lifecycle."""
 
-from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -14,6 +13,7 @@ from schemas.money import Amount, Currency
 from services.runtime.errors import Conflict
 
 ORDER_ID_PREFIX = "order-"
+DEAL_ID_PREFIX = "deal-"
 
 
 class OrderStatus(StrEnum):
@@ -60,6 +60,11 @@ def order_id_for(lead_id: str) -> str:
 
 def lead_id_of(order_id: str) -> str | None:
     return order_id.removeprefix(ORDER_ID_PREFIX) if order_id.startswith(ORDER_ID_PREFIX) else None
+
+
+def lead_id_of_deal(deal_id: str) -> str | None:
+    """The lead of a deal id as sales makes them (`deal-<lead_id>`), the order's key."""
+    return deal_id.removeprefix(DEAL_ID_PREFIX) if deal_id.startswith(DEAL_ID_PREFIX) else None
 
 
 class TotalMismatch(ValueError):
@@ -137,14 +142,6 @@ def change_status(order: Order, to: OrderStatus, now: datetime) -> Order:
     return order.model_copy(
         update={"status": to, "history": [*order.history, StatusChange(status=to, at=now)]}
     )
-
-
-def count_by_status(orders: Iterable[Order]) -> dict[OrderStatus, int]:
-    """How many of `orders` are in each status, every status named (zero included)."""
-    counts = dict.fromkeys(OrderStatus, 0)
-    for order in orders:
-        counts[order.status] += 1
-    return counts
 
 
 def deal_to_order_seconds(order: Order, now: datetime) -> float:

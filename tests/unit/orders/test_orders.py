@@ -140,17 +140,6 @@ def test_each_order_and_each_deployment_has_its_own_event_id() -> None:
     assert len(ids) == 4
 
 
-def test_orders_are_counted_in_every_status() -> None:
-    order = lifecycle.order_from_deal(won())
-    confirmed = lifecycle.change_status(order, OrderStatus.CONFIRMED, NOW)
-    assert lifecycle.count_by_status([order, order, confirmed]) == {
-        OrderStatus.CREATED: 2,
-        OrderStatus.CONFIRMED: 1,
-        OrderStatus.FULFILLED: 0,
-        OrderStatus.CANCELLED: 0,
-    }
-
-
 def test_deal_to_order_latency_is_from_close_to_when_orders_made_it_and_never_negative() -> None:
     order = lifecycle.order_from_deal(won())
     assert lifecycle.deal_to_order_seconds(order, NOW) == 3.0

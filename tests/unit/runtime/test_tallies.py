@@ -1,0 +1,72 @@
+"""Tallies: counts kept as a table is written, rebuilt when partitions move."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.runtime.tallies import Tally
+
+
+class Order(BaseModel):
+    status: str
+
+
+class FakeTable:
+    """What a tally needs of a ModelTable: its entries, and a call on every write."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Order] = {}
+        self.watchers: list[Callable[[str, Order], None]] = []
+
+    def on_write(self, watcher: Callable[[str, Order], None]) -> None:
+        self.watchers.append(watcher)
+
+    def __setitem__(self, key: str, value: Order) -> None:
+        self.entries[key] = value
+        for watcher in self.watchers:
+            watcher(key, value)
+
+
+class FakeCluster:
+    """The worker's active partitions, and its share of the table (here: all of it)."""
+
+    def __init__(self) -> None:
+        self.app = self
+        self.assignor = self
+        self.actives: set[Any] = {("orders", 0)}
+        self.reads = 0
+
+    def assigned_actives(self) -> set[Any]:
+        return self.actives
+
+    def local_items(self, table: FakeTable) -> Iterator[tuple[str, Order]]:
+        self.reads += 1
+        return iter(list(table.entries.items()))
+
+
+def tally() -> tuple[FakeTable, FakeCluster, Tally[Order]]:
+    table, cluster = FakeTable(), FakeCluster()
+    return table, cluster, Tally(cluster, table, lambda order: order.status)  # type: ignore[arg-type]
+
+
+def test_writes_move_the_counts_without_reading_the_table_again() -> None:
+    table, cluster, counted = tally()
+    table["a"] = Order(status="created")
+    assert counted.counts() == {"created": 1}
+    table["b"] = Order(status="created")
+    table["a"] = Order(status="confirmed")
+    table["a"] = Order(status="fulfilled")
+    assert +counted.counts() == {"created": 1, "fulfilled": 1}
+    assert cluster.reads == 1
+
+
+def test_new_partitions_rebuild_the_counts_from_the_table_once() -> None:
+    table, cluster, counted = tally()
+    table["a"] = Order(status="created")
+    counted.counts()
+    table.entries["c"] = Order(status="cancelled")  # recovered from the changelog, not written
+    cluster.actives = {("orders", 0), ("orders", 1)}
+    assert +counted.counts() == {"created": 1, "cancelled": 1}
+    assert +counted.counts() == {"created": 1, "cancelled": 1}
+    assert cluster.reads == 2
