@@ -137,6 +137,20 @@ def post(url: str, body: Any, *, attempts: int = 20) -> httpx.Response:
     return answer
 
 
+def list_all(url: str, params: dict[str, str] | None = None, **options: Any) -> list[dict[str, Any]]:
+    """Every item of a paged list endpoint, following its cursor; `options` go to httpx."""
+    items: list[dict[str, Any]] = []
+    query = {**(params or {}), "limit": "1000"}
+    while True:
+        response = httpx.get(url, params=query, timeout=30, **options)
+        response.raise_for_status()
+        page = response.json()
+        items += page["items"]
+        if page["next_cursor"] is None:
+            return items
+        query["cursor"] = page["next_cursor"]
+
+
 def unique_email(name: str = "lead", domain: str = "acme-industries.com") -> str:
     return f"{name}.{uuid.uuid4().hex[:10]}@{domain}"
 

@@ -1,15 +1,15 @@
 """Marketing's HTTP API: validate, route to the key's owner, send a command, answer."""
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import uuid4
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Depends, Request, status
 
 from services.marketing.app import campaign_performance, campaigns, leads, runtime, settings
 from services.marketing.commands import CaptureLead, CreateCampaign, RecordActivity
 from services.marketing.domain.campaigns import Campaign
 from services.marketing.domain.identity import lead_id_for
-from services.marketing.domain.leads import Change
+from services.marketing.domain.leads import Change, Lead, LeadStatus
 from services.marketing.domain.performance import Performance, performance
 from services.marketing.handlers import refuse_bad_capture
 from services.marketing.models import (
@@ -22,6 +22,7 @@ from services.marketing.models import (
 )
 from services.marketing.topics import commands
 from services.runtime.errors import NotFound
+from services.runtime.pages import Page, PageQuery, page_query
 from services.runtime.refusals import documented
 
 refusals = documented(
@@ -65,11 +66,14 @@ async def create_campaign(body: CampaignRequest, request: Request) -> Campaign:
     return campaign
 
 
-@router.get("/campaigns")
-async def list_campaigns(request: Request) -> dict[str, list[dict[str, Any]]]:
-    mine = [c.model_dump(mode="json") for _, c in cluster.local_items(campaigns)]
-    items = [*mine, *await cluster.gather(request, campaigns)]
-    return {"items": sorted(items, key=lambda c: c["created_at"])}
+@router.get("/campaigns", response_model=Page[Campaign])
+async def list_campaigns(request: Request, page: Annotated[PageQuery, Depends(page_query)]) -> Page[Any]:
+    """Campaigns in campaign id order, a page at a time (see services/runtime/pages.py)."""
+
+    def item(campaign: Campaign) -> dict[str, Any]:
+        return campaign.model_dump(mode="json")
+
+    return await cluster.page(request, campaigns, page, item, key_field="campaign_id")
 
 
 async def _owned_campaign(campaign_id: str, request: Request) -> Campaign:
@@ -150,22 +154,23 @@ async def get_lead(lead_id: str, request: Request) -> LeadView:
     return LeadView.model_validate(lead.model_dump())
 
 
-@router.get("/leads")
+@router.get("/leads", response_model=Page[LeadView])
 async def list_leads(
-    request: Request, status: str | None = None, campaign_id: str | None = None
-) -> dict[str, Any]:
-    mine = [
-        LeadView.model_validate(lead.model_dump()).model_dump(mode="json")
-        for _, lead in cluster.local_items(leads)
-    ]
-    items = [*mine, *await cluster.gather(request, leads)]
-    items = [
-        i
-        for i in items
-        if (status is None or i["status"] == status)
-        and (campaign_id is None or i["campaign_id"] == campaign_id)
-    ]
-    return {"items": sorted(items, key=lambda i: i["captured_at"])}
+    request: Request,
+    page: Annotated[PageQuery, Depends(page_query)],
+    status: LeadStatus | None = None,
+    campaign_id: str | None = None,
+) -> Page[Any]:
+    """Leads in lead id order, a page at a time: each worker walks its keys and reads
+    leads from the cursor on until the page is full (with filters, past the leads
+    that do not match)."""
+
+    def item(lead: Lead) -> dict[str, Any] | None:
+        if status not in (None, lead.status) or campaign_id not in (None, lead.campaign_id):
+            return None
+        return LeadView.model_validate(lead.model_dump()).model_dump(mode="json")
+
+    return await cluster.page(request, leads, page, item, key_field="lead_id")
 
 
 runtime.api.include_router(router)

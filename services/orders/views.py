@@ -1,15 +1,16 @@
 """Orders' HTTP API."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
 from services.orders.app import orders, runtime
 from services.orders.commands import ChangeStatus
-from services.orders.domain.orders import Order, OrderStatus, lead_id_of
+from services.orders.domain.orders import Order, OrderStatus, lead_id_of, lead_id_of_deal
 from services.orders.models import StatusRequest
 from services.orders.topics import commands
 from services.runtime.errors import NotFound
+from services.runtime.pages import Page, PageQuery, page_query
 from services.runtime.refusals import documented
 
 refusals = documented(
@@ -31,19 +32,31 @@ async def _owned_lead_id(order_id: str, request: Request) -> str:
     return lead_id
 
 
-@router.get("/orders")
+@router.get("/orders", response_model=Page[Order])
 async def list_orders(
-    request: Request, deal_id: str | None = None, status: OrderStatus | None = None
-) -> dict[str, Any]:
-    local = [order for _, order in cluster.local_items(orders)]
-    items = [o.model_dump(mode="json") for o in local]
-    items += await cluster.gather(request, orders)
-    items = [
-        o
-        for o in items
-        if (deal_id is None or o["deal_id"] == deal_id) and (status is None or o["status"] == status)
-    ]
-    return {"items": sorted(items, key=lambda o: o["created_at"])}
+    request: Request,
+    page: Annotated[PageQuery, Depends(page_query)],
+    deal_id: str | None = None,
+    status: OrderStatus | None = None,
+) -> Page[Any]:
+    """Orders in order id order, a page at a time. With `deal_id`: one key read on the
+    worker owning it. Otherwise each worker walks its keys and reads orders from the
+    cursor on until the page is full (with `status`, past those in other statuses)."""
+
+    def item(order: Order) -> dict[str, Any] | None:
+        wanted = deal_id in (None, order.deal_id) and status in (None, order.status)
+        return order.model_dump(mode="json") if wanted else None
+
+    if deal_id is not None:
+        # One order per deal, keyed by the deal's lead: a read of one key, not a walk.
+        lead_id = lead_id_of_deal(deal_id)
+        if lead_id is None:
+            return Page(items=[], next_cursor=None)
+        await cluster.ensure_local(request, orders, lead_id)
+        found = orders.get(lead_id)
+        rendered = None if found is None else item(found)
+        return Page(items=[] if rendered is None else [rendered], next_cursor=None)
+    return await cluster.page(request, orders, page, item, key_field="lead_id")
 
 
 @router.get("/orders/{order_id}", responses=refusals(404))

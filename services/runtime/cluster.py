@@ -9,7 +9,7 @@ partitions. With one worker all of this is local.
 import asyncio
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import faust
@@ -18,6 +18,7 @@ from fastapi import Request, Response
 from pydantic import BaseModel
 from yarl import URL
 
+from services.runtime.pages import Page, PageQuery, local_page, merge
 from services.runtime.tables import ModelTable
 
 log = logging.getLogger(__name__)
@@ -100,28 +101,52 @@ class Cluster:
 
     def local_items(self, table: ModelTable[M]) -> Iterator[tuple[str, M]]:
         """The table's entries whose partitions this worker is active for (not standby)."""
+        for key in self.local_keys(table):
+            value = table.get(key)
+            if value is not None:
+                yield key, value
+
+    def local_keys(self, table: ModelTable[Any]) -> Iterator[str]:
+        """The table's keys whose partitions this worker is active for; no value decoded."""
         topic = table.changelog_topic
         actives = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
-        for key, value in table.items():
+        for key in table:
             if self.app.producer.key_partition(topic, key.encode()).partition in actives:
-                yield key, value
+                yield key
+
+    async def page(
+        self,
+        request: Request,
+        table: ModelTable[M],
+        query: PageQuery,
+        item: Callable[[M], dict[str, Any] | None],
+        *,
+        key_field: str,
+    ) -> Page[dict[str, Any]]:
+        """A page of the list `request` asks for: this worker's entries and every other
+        worker's answer to the same request, merged in key order. `item` renders an
+        entry or leaves it out; `key_field` names the table key in a rendered item."""
+        pages = [local_page(self.local_keys(table), table.get, item, query)]
+        for body in await self._from_peers(request, table):
+            pages.append(([(i[key_field], i) for i in body["items"]], body["next_cursor"] is not None))
+        return merge(pages, query)
 
     def peers(self, table: ModelTable[Any]) -> list[URL]:
         hosts: Iterable[str] = self.app.router.table_metadata(table.name).keys()
         return [URL(h) for h in hosts if not self.is_self(URL(h))]
 
-    async def gather(self, request: Request, table: ModelTable[Any]) -> list[dict[str, Any]]:
-        """The `items` other workers answer to this same list request, each for its partitions."""
+    async def _from_peers(self, request: Request, table: ModelTable[Any]) -> list[dict[str, Any]]:
+        """What the other workers answer to this same request, each for its own partitions."""
         if request.headers.get(LOCAL_ONLY):
             return []
         peers = self.peers(table)
         answers = await asyncio.gather(*(self._send(request, peer, {LOCAL_ONLY: "1"}) for peer in peers))
-        items: list[dict[str, Any]] = []
+        bodies: list[dict[str, Any]] = []
         for peer, answer in zip(peers, answers, strict=True):
             if answer.status_code != 200:
                 raise Unavailable(f"worker {peer} answered {answer.status_code}")
-            items.extend(json.loads(bytes(answer.body))["items"])
-        return items
+            bodies.append(json.loads(bytes(answer.body)))
+        return bodies
 
     async def _send(self, request: Request, url: URL, extra: dict[str, str]) -> Response:
         target = str(request.url.replace(scheme=url.scheme, netloc=f"{url.host}:{url.port}"))

@@ -28,11 +28,15 @@ async def apply_commands(stream: Any) -> None:
 
 @app.agent(assignment_requests)
 async def assign_deals(stream: Any) -> None:
-    """The desk: every assignment request of the service, one at a time."""
+    """The desks: each desk's requests one at a time, in the order of its partition."""
     adapter: TypeAdapter[DeskRequest] = TypeAdapter(DeskRequest)
     async for event in stream.events():
         try:
-            await handlers.on_desk_request(adapter.validate_json(event.message.value or b""))
+            request = adapter.validate_json(event.message.value or b"")
+            if event.message.key != request.desk.encode():
+                # Its state would be written to another desk's partition.
+                raise ValueError(f"record key is not the request's desk {request.desk!r}")
+            await handlers.on_desk_request(request)
         except (ValueError, DomainError) as refused:  # pydantic's ValidationError included
             await runtime.dead_letters.send(event.message, refused)
         except Exception as failed:

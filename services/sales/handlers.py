@@ -13,11 +13,11 @@ from schemas.envelope import CloudEvent
 from schemas.events import LeadQualified, Outcome
 from services.runtime.errors import NotFound
 from services.sales import metrics, topics
-from services.sales.app import catalog, clock, deals, desk, placements, roster, runtime, settings
+from services.sales.app import catalog, clock, deals, desk, placements, queue, roster, runtime, settings
 from services.sales.commands import AssignDeal, CloseDeal, MoveStage, RecordContact, RecordObjection
 from services.sales.domain import assignment
 from services.sales.domain import deals as pipeline
-from services.sales.domain.assignment import DESK_KEY, Desk, DeskRequest, PlaceDeal, ReleaseDeal
+from services.sales.domain.assignment import Desk, DeskRequest, DrainDesk, PlaceDeal, ReleaseDeal
 from services.sales.domain.catalog import quote
 from services.sales.domain.deals import Assignment, Deal
 from services.sales.domain.follow_up import follow_up
@@ -36,8 +36,14 @@ async def on_lead_qualified(event: CloudEvent[LeadQualified]) -> None:
     if deal.assignment is Assignment.PENDING:
         # Stored first, asked second: a redelivery finds the deal pending and
         # asks again, which the desk answers with the same decision.
+        country = deal.company.country
         await _to_desk(
-            PlaceDeal(lead_id=deal.lead_id, country=deal.company.country, requested_at=deal.opened_at)
+            PlaceDeal(
+                desk=roster.desk_key(country),
+                lead_id=deal.lead_id,
+                country=country,
+                requested_at=deal.opened_at,
+            )
         )
 
 
@@ -98,7 +104,9 @@ async def close_deal(command: CloseDeal) -> Deal:
     # Publish and release before storing: a crash in between redelivers the
     # command, which publishes again rather than never (the desk releases once).
     await runtime.publisher.publish(event, subject=closed.lead_id, at=event.closed_at, once_per=event.deal_id)
-    await _to_desk(ReleaseDeal(lead_id=closed.lead_id, outcome=event.outcome, at=now))
+    # To the desk of the deal's country, the one that placed it (unless the roster regrouped).
+    key = roster.desk_key(closed.company.country)
+    await _to_desk(ReleaseDeal(desk=key, lead_id=closed.lead_id, outcome=event.outcome, at=now))
     _save(deal, closed)
     metrics.DEALS_CLOSED.labels(outcome=event.outcome, lost_reason=event.lost_reason or "none").inc()
     if event.outcome is Outcome.WON:
@@ -125,26 +133,38 @@ async def handle(command: Any) -> Any:
 
 
 async def on_desk_request(request: DeskRequest) -> None:
-    book = desk.get(DESK_KEY) or Desk()
-    known = placements.get(request.lead_id)
+    """One request of one desk; every table it writes goes to the partition of the
+    desk key being processed (its keys all start with that key)."""
+    key = request.desk
+    book = desk.get(key) or Desk()
     now = clock.now()
-    if isinstance(request, PlaceDeal):
-        change = assignment.place(book, roster, request, known, placements, now)
-    else:
-        change = assignment.release(book, roster, request, known, placements, now)
+    match request:
+        case PlaceDeal():
+            change = assignment.place(book, roster, request, placements=placements, queue=queue, now=now)
+        case ReleaseDeal():
+            change = assignment.release(book, roster, request, placements=placements, queue=queue, now=now)
+        case DrainDesk():
+            change = assignment.drain(book, roster, request, placements=placements, queue=queue, now=now)
     # Decisions go out before the state is stored: the desk decides the same
     # again if it dies in between and the request comes back.
     for decision in change.decisions:
         command = AssignDeal(lead_id=decision.lead_id, owner=decision.owner, decided_at=decision.decided_at)
         await _send(topics.commands.topic, decision.lead_id, command)
-    for placement in change.placements:
-        placements[placement.lead_id] = placement
+    if change.more:
+        await _to_desk(DrainDesk(desk=key))
+    for entry_key, entry in change.queue.items():
+        queue[entry_key] = entry
+    for placement_key, placement in change.placements.items():
+        placements[placement_key] = placement
     if change.desk != book:
-        desk[DESK_KEY] = change.desk
+        desk[key] = change.desk
+    # Deleted last: a desk that dies before storing finds the entries it took again.
+    for entry_key in change.dequeued:
+        del queue[entry_key]
 
 
-async def _to_desk(request: PlaceDeal | ReleaseDeal) -> None:
-    await _send(topics.assignment_requests, DESK_KEY, request)
+async def _to_desk(request: PlaceDeal | ReleaseDeal | DrainDesk) -> None:
+    await _send(topics.assignment_requests, request.desk, request)
 
 
 async def _send(topic: Any, key: str, value: BaseModel) -> None:
@@ -159,18 +179,17 @@ def local_deals() -> list[Deal]:
     return [deal for _, deal in runtime.cluster.local_items(deals)]
 
 
-def local_desk() -> Desk | None:
-    """The desk's state, when this worker holds the desk."""
-    return next((book for _, book in runtime.cluster.local_items(desk)), None)
+def local_desks() -> list[tuple[str, Desk]]:
+    """The desks of the roster whose partitions this worker owns, with their state."""
+    return [(key, book) for key, book in runtime.cluster.local_items(desk) if roster.pool(key) is not None]
 
 
 def pipeline_figures() -> PipelineFigures:
     return figures(local_deals(), clock.now(), settings.follow_up_sla)
 
 
-def desk_figures() -> metrics.DeskFigures | None:
-    book = local_desk()
-    return None if book is None else metrics.DeskFigures(desk=book, roster=roster)
+def desk_figures() -> list[metrics.DeskFigures]:
+    return [metrics.DeskFigures(key=key, desk=book, roster=roster) for key, book in local_desks()]
 
 
 metrics.watch(pipeline_figures, desk_figures)

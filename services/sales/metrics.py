@@ -4,9 +4,15 @@ currency, and rep ids from the roster), never a deal or lead id.
 Counters and histograms count what this worker did. Gauges of state (open deals
 by stage, pipeline value, follow-up breaches) are read from the deals table when
 scraped, each worker for the partitions it owns: summed over workers they give
-the service's figure, and a rebalance neither loses nor double counts. Rep load,
-capacity and the win rate come from the assignment desk, which sees every deal
-of every partition; only the worker holding the desk reports them.
+the service's figure, and a rebalance neither loses nor double counts.
+
+Rep load, capacity and the closed counts come from the assignment desks (one per
+pool of reps, see domain/assignment.py), each of which sees every deal of its
+reps whatever their partition: each worker reports the desks it holds. A rep
+belongs to one desk, so the rep gauges keep their `rep` label alone; the desk
+figures are labelled `desk` (its key, a bounded set from the roster), and summed
+over desks they give the service's: the win rate is
+sum(closed{outcome="won"}) / sum(closed).
 """
 
 import logging
@@ -70,6 +76,7 @@ WON_VALUE = Counter(
 
 @dataclass
 class DeskFigures:
+    key: str
     desk: Desk
     roster: Roster
 
@@ -78,23 +85,25 @@ class StateCollector(Collector):
     """Gauges read from state when scraped (see the module docstring)."""
 
     def __init__(
-        self, pipeline: Callable[[], PipelineFigures], desk: Callable[[], DeskFigures | None]
+        self, pipeline: Callable[[], PipelineFigures], desks: Callable[[], list[DeskFigures]]
     ) -> None:
         self._pipeline = pipeline
-        self._desk = desk
+        self._desks = desks
 
     def describe(self) -> Iterator[Metric]:
         return iter(_families())
 
     def collect(self) -> Iterator[Metric]:
         try:
-            figures, desk = self._pipeline(), self._desk()
+            figures, desks = self._pipeline(), self._desks()
         except Exception:  # a scrape must still answer with every other metric
             log.warning(
                 "sales state not readable for metrics (worker starting or rebalancing)", exc_info=True
             )
             return iter(())
-        open_deals, value, breached, overdue, unassigned, load, capacity, win_rate = _families()
+        open_deals, value, breached, overdue, unassigned, load, capacity, win_rate, closed, queued = (
+            _families()
+        )
         for stage, count in figures.open_by_stage.items():
             open_deals.add_metric([stage.value], count)
         for (stage, currency), amount in sorted(figures.value.items()):
@@ -103,14 +112,20 @@ class StateCollector(Collector):
         overdue.add_metric([], figures.overdue)
         unassigned.add_metric([], figures.unassigned)
         families = [open_deals, value, breached, overdue, unassigned]
-        if desk is not None:
-            for rep in desk.roster.reps:
+        for desk in desks:
+            pool = desk.roster.pool(desk.key)
+            for rep in pool.reps if pool is not None else ():
                 load.add_metric([rep.rep_id], desk.desk.load(rep.rep_id).open)
                 capacity.add_metric([rep.rep_id], rep.capacity)
-            families += [load, capacity]
+            closed.add_metric([desk.key, "won"], desk.desk.won)
+            closed.add_metric([desk.key, "lost"], desk.desk.lost)
+            queued.add_metric([desk.key], desk.desk.waiting)
             if desk.desk.win_rate is not None:
-                win_rate.add_metric([], desk.desk.win_rate)
-                families.append(win_rate)
+                win_rate.add_metric([desk.key], desk.desk.win_rate)
+        if desks:
+            families += [load, capacity, closed, queued]
+        if win_rate.samples:
+            families.append(win_rate)
         return iter(families)
 
 
@@ -135,9 +150,23 @@ def _families() -> list[GaugeMetricFamily]:
         GaugeMetricFamily(
             "leadflow_sales_rep_capacity_deals", "Open deals each rep may own.", labels=["rep"]
         ),
-        GaugeMetricFamily("leadflow_sales_win_rate_ratio", "Won deals over all closed deals (0 to 1)."),
+        GaugeMetricFamily(
+            "leadflow_sales_win_rate_ratio",
+            "Won deals over all closed deals of an assignment desk (0 to 1).",
+            labels=["desk"],
+        ),
+        GaugeMetricFamily(
+            "leadflow_sales_desk_closed_deals",
+            "Deals an assignment desk saw closed, by outcome (the service's win rate: won over all).",
+            labels=["desk", "outcome"],
+        ),
+        GaugeMetricFamily(
+            "leadflow_sales_desk_queued_deals",
+            "Deals waiting in an assignment desk's queue.",
+            labels=["desk"],
+        ),
     ]
 
 
-def watch(pipeline: Callable[[], PipelineFigures], desk: Callable[[], DeskFigures | None]) -> None:
-    REGISTRY.register(StateCollector(pipeline, desk))
+def watch(pipeline: Callable[[], PipelineFigures], desks: Callable[[], list[DeskFigures]]) -> None:
+    REGISTRY.register(StateCollector(pipeline, desks))

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.events import LostReason, Outcome
-from services.sales.domain.assignment import Desk, Rep
+from services.sales.domain.assignment import Desk, Pool, Rep
 from services.sales.domain.catalog import OrderedLine
 from services.sales.domain.deals import ContactChannel, Deal, Stage
 from services.sales.domain.follow_up import FollowUp, follow_up
@@ -77,9 +77,10 @@ class RepView(BaseModel):
     available: int
     won: int
     lost: int
+    desk: str = Field(description="The assignment desk that decides the rep's deals (GET /desks/{desk})")
 
     @classmethod
-    def of(cls, rep: Rep, desk: Desk) -> "RepView":
+    def of(cls, rep: Rep, desk: Desk, key: str) -> "RepView":
         load = desk.load(rep.rep_id)
         return cls(
             rep_id=rep.rep_id,
@@ -90,13 +91,36 @@ class RepView(BaseModel):
             available=max(0, rep.capacity - load.open),
             won=load.won,
             lost=load.lost,
+            desk=key,
+        )
+
+
+class DeskView(BaseModel):
+    desk: str = Field(description="The desk's key: its pool's territories")
+    territories: list[str]
+    reps: list[RepView]
+    unassigned: int = Field(description="Deals waiting in this desk's queue for a rep with room")
+    won: int
+    lost: int
+    win_rate: float | None = Field(description="Won over closed deals of this desk; null before any close")
+
+    @classmethod
+    def of(cls, pool: Pool, desk: Desk) -> "DeskView":
+        return cls(
+            desk=pool.key,
+            territories=list(pool.territories),
+            reps=[RepView.of(rep, desk, pool.key) for rep in pool.reps],
+            unassigned=desk.waiting,
+            won=desk.won,
+            lost=desk.lost,
+            win_rate=desk.win_rate,
         )
 
 
 class RepsView(BaseModel):
     items: list[RepView]
-    unassigned: int = Field(description="Deals waiting in the queue for a rep with room")
-    win_rate: float | None = Field(description="Won over closed deals, all reps; null before any close")
+    unassigned: int = Field(description="Deals waiting in the queues of all desks for a rep with room")
+    win_rate: float | None = Field(description="Won over closed deals, all desks; null before any close")
     roster_version: str
 
 

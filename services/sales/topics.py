@@ -14,5 +14,5 @@ runtime.publishes(topics.DEAL_CLOSED)
 # HTTP, and the assignment desk's decisions.
 commands = runtime.command_channel(SalesCommand)
 
-# Assignment requests to the one desk, all under DESK_KEY (see domain/assignment.py).
+# Assignment requests to the desks, each under its desk's key (see domain/assignment.py).
 assignment_requests = runtime.internal_topic("assignment-requests")

@@ -1,29 +1,31 @@
 """Sales' HTTP API: route to the deal's owner, send a command, answer."""
 
+import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
+from services.runtime.cluster import Unavailable
 from services.runtime.errors import NotFound
+from services.runtime.pages import Page, PageQuery, page_query
 from services.runtime.refusals import documented
 from services.sales.app import catalog, clock, deals, desk, roster, runtime, settings
 from services.sales.commands import CloseDeal, MoveStage, RecordContact, RecordObjection
-from services.sales.domain.assignment import DESK_KEY, Desk
+from services.sales.domain.assignment import Desk, Pool
 from services.sales.domain.deals import Deal, Stage, lead_id_of
 from services.sales.domain.follow_up import FollowUpStatus
 from services.sales.domain.pipeline import selected
-from services.sales.handlers import local_deals
 from services.sales.models import (
     ClockAdvance,
     ClockView,
     CloseRequest,
     ContactRequest,
     DealView,
+    DeskView,
     MoveRequest,
     ObjectionRequest,
     RepsView,
-    RepView,
 )
 from services.sales.topics import commands
 
@@ -54,29 +56,36 @@ async def _owned_lead_id(deal_id: str, request: Request) -> str:
     return lead_id
 
 
-@router.get("/deals", summary="Deals, filtered; owner=unassigned lists the unassigned queue")
+@router.get(
+    "/deals",
+    summary="Deals, filtered; owner=unassigned lists the unassigned queue",
+    response_model=Page[DealView],
+)
 async def list_deals(
     request: Request,
+    page: Annotated[PageQuery, Depends(page_query)],
     lead_id: str | None = None,
     stage: Stage | None = None,
     owner: str | None = None,
     sla: FollowUpStatus | None = None,
-) -> dict[str, Any]:
+) -> Page[Any]:
+    """Deals in deal id order, a page at a time. With `lead_id`: one key read on the
+    worker owning it. Otherwise each worker walks its keys and reads deals from the
+    cursor on until the page is full (with filters, past the deals that do not match)."""
+    now = clock.now()
+
+    def item(deal: Deal) -> dict[str, Any] | None:
+        view = DealView.of(deal, now, settings.follow_up_sla)
+        if not selected(view, view.follow_up, stage=stage, owner=owner, sla=sla):
+            return None
+        return view.model_dump(mode="json")
+
     if lead_id is not None:
         await cluster.ensure_local(request, deals, lead_id)
         found = deals.get(lead_id)
-        local = [found] if found else []
-    else:
-        local = local_deals()
-    views = [_view(deal) for deal in local]
-    items = [
-        view.model_dump(mode="json")
-        for view in views
-        if selected(view, view.follow_up, stage=stage, owner=owner, sla=sla)
-    ]
-    if lead_id is None:
-        items += await cluster.gather(request, deals)
-    return {"items": sorted(items, key=lambda d: (d["opened_at"], d["deal_id"]))}
+        rendered = None if found is None else item(found)
+        return Page(items=[] if rendered is None else [rendered], next_cursor=None)
+    return await cluster.page(request, deals, page, item, key_field="lead_id")
 
 
 @router.get("/deals/{deal_id}", responses=refusals(404))
@@ -135,16 +144,40 @@ async def get_catalog() -> dict[str, Any]:
 
 @router.get("/reps")
 async def list_reps(request: Request) -> RepsView:
-    """Each rep's territories, capacity and load; answered by the worker holding the
-    assignment desk, which knows every rep's load."""
-    await cluster.ensure_local(request, desk, DESK_KEY)
-    book = desk.get(DESK_KEY) or Desk()
+    """Each rep's territories, capacity and load, and the deals waiting for one. Each
+    desk's figures come from the worker holding it: one request to another worker
+    per desk it holds, all at once."""
+    views = await asyncio.gather(*(_desk_view(pool) for pool in roster.pools))
+    order = {rep.rep_id: n for n, rep in enumerate(roster.reps)}
+    reps = sorted((rep for view in views for rep in view.reps), key=lambda r: order.get(r.rep_id, len(order)))
+    won, lost = sum(view.won for view in views), sum(view.lost for view in views)
     return RepsView(
-        items=[RepView.of(rep, book) for rep in roster.reps],
-        unassigned=len(book.queue),
-        win_rate=book.win_rate,
+        items=reps,
+        unassigned=sum(view.unassigned for view in views),
+        win_rate=won / (won + lost) if won + lost else None,
         roster_version=roster.version,
     )
+
+
+@router.get("/desks/{key}", responses=refusals(404))
+async def get_desk(key: str, request: Request) -> DeskView:
+    """One assignment desk (see GET /reps for each rep's): its pool's reps and their
+    load, its queue and its win rate; answered by the worker holding the desk."""
+    pool = roster.pool(key)
+    if pool is None:
+        raise NotFound(f"no desk {key!r}")
+    await cluster.ensure_local(request, desk, key)
+    return DeskView.of(pool, desk.get(key) or Desk())
+
+
+async def _desk_view(pool: Pool) -> DeskView:
+    if cluster.owns(desk, pool.key):
+        return DeskView.of(pool, desk.get(pool.key) or Desk())
+    raw = await cluster.fetch(desk, pool.key, f"/desks/{pool.key}")
+    if raw is None:
+        # Workers disagree on the roster: a rollout of a new one is under way.
+        raise Unavailable(f"the worker holding {pool.key!r} does not know that desk; retry")
+    return DeskView.model_validate_json(raw)
 
 
 runtime.api.include_router(router)

@@ -14,9 +14,9 @@ from schemas.envelope import new_event
 from schemas.events import Company, Contact, DealClosed, LeadQualified, ScoreReason
 from services.sales import handlers, topics
 from services.sales.agents import apply_commands, assign_deals, open_deals
-from services.sales.app import deals, desk, placements, runtime
+from services.sales.app import deals, desk, placements, queue, runtime
 from services.sales.commands import CloseDeal, MoveStage, RecordContact
-from services.sales.domain.assignment import DESK_KEY, Rep, Roster
+from services.sales.domain.assignment import ReleaseDeal, Rep, Roster
 from services.sales.domain.catalog import OrderedLine
 from services.sales.domain.deals import Assignment, ContactChannel, Stage
 from tests.agents.conftest import Sent, clear, fake_io
@@ -26,8 +26,10 @@ ROSTER = Roster(
     reps=[
         Rep(rep_id="rep-de-1", name="Jonas", territories=["DE"], capacity=1),
         Rep(rep_id="rep-de-2", name="Lena", territories=["DE"], capacity=1),
+        Rep(rep_id="rep-fr", name="Camille", territories=["FR"], capacity=1),
     ],
 )
+DE_DESK = "desk:DE"
 
 
 class Wire:
@@ -70,7 +72,7 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
 @pytest.fixture(autouse=True)
 def _isolated(sent: Sent, wire: Wire, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     fake_io(runtime, sent, monkeypatch)
-    yield from clear(deals, desk, placements)
+    yield from clear(deals, desk, placements, queue)
 
 
 def qualified(lead_id: str, country: str = "DE", detail: str = "") -> bytes:
@@ -87,21 +89,29 @@ def qualified(lead_id: str, country: str = "DE", detail: str = "") -> bytes:
     return new_event(data, source="/leadflow/marketing", subject=lead_id).to_json()
 
 
-async def open_and_assign(wire: Wire, *lead_ids: str) -> None:
+async def open_and_assign(wire: Wire, *lead_ids: str, country: str = "DE") -> None:
     """lead.qualified in; its requests through the desk; the decisions back to the deals."""
     async with open_deals.test_context() as agent:
         for lead_id in lead_ids:
-            await agent.put(key=lead_id.encode(), value=qualified(lead_id))
+            await agent.put(key=lead_id.encode(), value=qualified(lead_id, country))
     await through_desk(wire)
 
 
 async def through_desk(wire: Wire) -> None:
-    async with assign_deals.test_context() as agent:
-        for key, value in wire.take_requests():
-            await agent.put(key=key, value=value)
+    # Until the desks ask nothing more of themselves (a DrainDesk).
+    while wire.requests:
+        async with assign_deals.test_context() as agent:
+            for key, value in wire.take_requests():
+                await agent.put(key=key, value=value)
     async with apply_commands.test_context() as agent:
         for key, value in wire.take_decisions():
             await agent.put(key=key, value=value)
+
+
+def queued_leads(desk_key: str) -> list[str]:
+    """The desk's queue as stored, oldest first."""
+    entries = [entry for key, entry in queue.items() if key.startswith(f"{desk_key}/")]
+    return [entry.lead_id for entry in sorted(entries, key=lambda entry: entry.seq)]
 
 
 async def command(value: Any) -> None:
@@ -121,9 +131,9 @@ async def test_a_qualified_lead_opens_one_deal_even_when_delivered_twice(sent: S
     assert first.assignment is Assignment.PENDING
     assert deals.get("lead-1") == first
     assert sent.dead_letters == []
-    # Each delivery asks the desk while the deal waits for its answer; all on the desk's key.
+    # Each delivery asks the desk while the deal waits for its answer, under its desk's key.
     requests = wire.take_requests()
-    assert [key for key, _ in requests] == [DESK_KEY.encode()] * 2
+    assert [key for key, _ in requests] == [DE_DESK.encode()] * 2
     assert requests[0][1] == requests[1][1]
 
 
@@ -134,10 +144,33 @@ async def test_the_desk_assigns_by_territory_and_round_robin_and_queues_the_rest
     queued = deals.get("lead-3")
     assert queued is not None
     assert queued.assignment is Assignment.QUEUED
-    book = desk.get(DESK_KEY)
+    book = desk.get(DE_DESK)
     assert book is not None
-    assert book.queue == ["lead-3"]
-    assert [book.load(rep.rep_id).open for rep in ROSTER.reps] == [1, 1]
+    assert queued_leads(DE_DESK) == ["lead-3"]
+    assert book.waiting == 1
+    assert [book.load(rep.rep_id).open for rep in ROSTER.reps] == [1, 1, 0]
+
+
+async def test_two_pools_are_two_desks_with_requests_keyed_apart(wire: Wire) -> None:
+    async with open_deals.test_context() as agent:
+        await agent.put(key=b"lead-de", value=qualified("lead-de", "DE"))
+        await agent.put(key=b"lead-fr", value=qualified("lead-fr", "FR"))
+        await agent.put(key=b"lead-jp", value=qualified("lead-jp", "JP"))
+    requests = wire.take_requests()
+    # JP: no rep names it and none covers "*": the rep-less catch-all desk.
+    assert [key for key, _ in requests] == [b"desk:DE", b"desk:FR", b"desk:*"]
+    wire.requests.extend(requests)
+    await through_desk(wire)
+    owners = {lead_id: deals.get(lead_id).owner for lead_id in ("lead-de", "lead-fr", "lead-jp")}  # type: ignore[union-attr]
+    assert owners == {"lead-de": "rep-de-1", "lead-fr": "rep-fr", "lead-jp": None}
+    # Each desk's state under its own keys: its reps only.
+    assert {key: set(book.reps) for key, book in desk.items()} == {
+        "desk:DE": {"rep-de-1"},
+        "desk:FR": {"rep-fr"},
+        "desk:*": set(),
+    }
+    assert {key for key, _ in placements.items()} == {"desk:DE/lead-de", "desk:FR/lead-fr", "desk:*/lead-jp"}
+    assert queued_leads("desk:*") == ["lead-jp"]
 
 
 async def test_a_redelivered_request_keeps_one_owner_and_one_slot(wire: Wire) -> None:
@@ -149,10 +182,11 @@ async def test_a_redelivered_request_keeps_one_owner_and_one_slot(wire: Wire) ->
     deal = deals.get("lead-1")
     assert deal is not None
     assert deal.owner == "rep-de-1"
-    book = desk.get(DESK_KEY)
+    book = desk.get(DE_DESK)
     assert book is not None
     assert book.load("rep-de-1").open == 1
     assert book.load("rep-de-2").open == 0
+    assert len(list(placements.items())) == 1
 
 
 async def test_closing_publishes_one_deal_closed_and_hands_the_slot_to_the_queue(
@@ -181,9 +215,24 @@ async def test_closing_publishes_one_deal_closed_and_hands_the_slot_to_the_queue
     waiting = deals.get("lead-3")
     assert waiting is not None
     assert (waiting.owner, waiting.assignment) == ("rep-de-1", Assignment.ASSIGNED)
-    book = desk.get(DESK_KEY)
+    book = desk.get(DE_DESK)
     assert book is not None
-    assert (book.won, book.queue, book.load("rep-de-1").open, book.load("rep-de-1").won) == (1, [], 1, 1)
+    assert (book.won, book.waiting, book.load("rep-de-1").open, book.load("rep-de-1").won) == (1, 0, 1, 1)
+    # The queue entry taken is deleted, not left behind.
+    assert queued_leads(DE_DESK) == []
+
+
+async def test_a_deal_closed_while_queued_is_skipped_when_a_slot_frees(wire: Wire) -> None:
+    await open_and_assign(wire, "lead-1", "lead-2", "lead-3", "lead-4")
+    for lead_id in ("lead-3", "lead-1"):
+        await command(CloseDeal(lead_id=lead_id, outcome="lost", lines=[], lost_reason="timing"))
+    assert [key for key, _ in wire.requests] == [DE_DESK.encode()] * 2
+    await through_desk(wire)
+    # lead-3 closed while it waited: lead-1's slot goes to lead-4.
+    assert [deals.get(lead_id).owner for lead_id in ("lead-3", "lead-4")] == [None, "rep-de-1"]  # type: ignore[union-attr]
+    book = desk.get(DE_DESK)
+    assert book is not None
+    assert (book.waiting, book.lost, queued_leads(DE_DESK)) == (0, 2, [])
 
 
 async def test_a_refused_command_changes_nothing_and_publishes_nothing(sent: Sent, wire: Wire) -> None:
@@ -232,18 +281,22 @@ async def test_a_lead_whose_deal_kafka_could_not_store_goes_to_the_dlq(sent: Sen
     assert "at most 900,000" in str(error)
     assert deals.get("lead-big") is None
     assert deals.get("lead-1") is not None
-    assert [key for key, _ in wire.take_requests()] == [DESK_KEY.encode()]
+    assert [key for key, _ in wire.take_requests()] == [DE_DESK.encode()]
 
 
 async def test_bad_assignment_records_go_to_the_dlq(sent: Sent) -> None:
+    # A request keyed other than its desk would write that desk's state to another partition.
+    misrouted = ReleaseDeal(desk=DE_DESK, lead_id="x", outcome="won", at=datetime.now(UTC))
     async with assign_deals.test_context() as agent:
-        await agent.put(key=b"desk", value=b'{"kind": "evict", "lead_id": "x"}')
+        await agent.put(key=b"desk:DE", value=b'{"kind": "evict", "desk": "desk:DE", "lead_id": "x"}')
+        await agent.put(key=b"desk:FR", value=misrouted.model_dump_json().encode())
     async with apply_commands.test_context() as agent:
         decision = (
             b'{"kind": "assign_deal", "lead_id": "nobody", "owner": "rep-de-1", '
             b'"decided_at": "2026-11-02T09:00:00Z"}'
         )
         await agent.put(key=b"nobody", value=decision)
-    assert [message.key for message, _ in sent.dead_letters] == [b"desk", b"nobody"]
-    assert "no deal" in str(sent.dead_letters[1][1])
-    assert desk.get(DESK_KEY) is None
+    assert [message.key for message, _ in sent.dead_letters] == [b"desk:DE", b"desk:FR", b"nobody"]
+    assert "not the request's desk" in str(sent.dead_letters[1][1])
+    assert "no deal" in str(sent.dead_letters[2][1])
+    assert list(desk.items()) == []

@@ -34,10 +34,8 @@ read from their timestamps. Results: a table, and .cache/bench/recovery.json.
 """
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -65,6 +63,7 @@ from rich.table import Table
 from schemas.envelope import CONTENT_TYPE, new_event
 from schemas.events import Company, Contact, Customer, DealClosed, DealLine, Outcome
 from services.orders.domain.orders import Order
+from tests.bench.results import cpu_seconds, machine, memory_mib
 from tests.system import raw_records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,20 +176,6 @@ def breakdown(marks: dict[str, float], ready: float | None = None) -> dict[str, 
     if ready is not None and "worker_ready" in marks:
         out["readyz_after_log"] = round(ready - marks["worker_ready"], 3)
     return out
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def memory_mib(pid: int) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[{"VmRSS": "rss_mib", "VmHWM": "peak_rss_mib"}[key]] = round(int(rest.split()[0]) / 1024, 1)
-    return values
 
 
 def du_mib(path: Path) -> float:
@@ -738,31 +723,6 @@ class Bench:
 
 
 # -- report ------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    meminfo = dict(
-        line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line
-    )
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"model name\s*:\s*(.*)", cpuinfo)
-    pom = (ROOT / "deploy" / "local" / "pom.xml").read_text()
-    kafka = re.search(r"<kafka.version>(.*)</kafka.version>", pom)
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model[1] if model else None,
-        "memory_total_mib": int(meminfo["MemTotal"].split()[0]) // 1024,
-        "memory_available_mib": int(meminfo["MemAvailable"].split()[0]) // 1024,
-        "loadavg": os.getloadavg(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "kafka_broker": kafka[1] if kafka else None,
-        "packages": {
-            p: importlib.metadata.version(p)
-            for p in ("faust-streaming", "aiokafka", "kafka-python", "rocksdict")
-        },
-    }
 
 
 def seconds(value: Any) -> str:

@@ -16,6 +16,8 @@ from rich.console import Console
 
 from tests.chaos.check import LOST, WON, Truth
 
+# The largest page the list APIs give (judged from outside: not imported from services).
+PAGE_LIMIT = 1000
 LOST_REASONS = ("no_budget", "no_need", "timing", "competitor", "unresponsive")
 # Business domains (no free or disposable mail): with consent and a demo request,
 # every lead qualifies at once.
@@ -149,6 +151,19 @@ class Client:
         response = await self.until_acknowledged(service, "GET", path, _ok, params=params, **extra)
         return response.json()
 
+    async def list_all(
+        self, service: str, path: str, params: dict[str, str] | None = None, try_seconds: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Every item of a paged list, a page of the largest size at a time."""
+        items: list[dict[str, Any]] = []
+        query = {**(params or {}), "limit": str(PAGE_LIMIT)}
+        while True:
+            page = await self.get_json(service, path, query, try_seconds=try_seconds)
+            items += page["items"]
+            if page["next_cursor"] is None:
+                return items
+            query["cursor"] = page["next_cursor"]
+
     async def create(self, service: str, path: str, body: dict[str, Any]) -> Any:
         response = await self.until_acknowledged(service, "POST", path, _created, json=body)
         return response.json()
@@ -205,6 +220,10 @@ class Load:
     console: Console
     waits: Waits = field(default_factory=Waits)
     problems: list[str] = field(default_factory=list)
+    # At most this many leads between capture and close (None: no bound): the
+    # load then runs at the pipeline's own pace when that is slower than `rate`.
+    backlog: int | None = None
+    _room: asyncio.Semaphore = field(init=False, repr=False)
 
     async def run(self, origin: float) -> None:
         """Capture a lead every 1/rate s, and close each deal once sales shows it.
@@ -212,6 +231,7 @@ class Load:
         most `clients` of each at a time, so a stalled sales does not hold up
         captures."""
         slots = asyncio.Semaphore(self.clients)
+        self._room = asyncio.Semaphore(self.backlog or len(self.leads) or 1)
         to_close: ToClose = asyncio.Queue()
         closers = [asyncio.create_task(self._closer(to_close)) for _ in range(self.clients)]
         captures: set[asyncio.Task[None]] = set()
@@ -223,6 +243,7 @@ class Load:
         reporter = asyncio.create_task(self._progress(origin))
         for lead in self.leads:
             await asyncio.sleep(max(0.0, origin + lead.index / self.rate - time.monotonic()))
+            await self._room.acquire()
             await slots.acquire()
             capture = asyncio.create_task(self._capture(lead, to_close))
             captures.add(capture)
@@ -242,6 +263,7 @@ class Load:
             )
         except NotAcknowledged as refused:
             self.problems.append(f"capture of lead {lead.index} ({lead.email}): {refused}")
+            self._room.release()
             return
         self.waits.capture.append(time.monotonic() - first)
         lead_id = response.json()["lead_id"]
@@ -265,6 +287,8 @@ class Load:
             except NotAcknowledged as refused:
                 self.problems.append(f"close of lead {lead_id}: {refused}")
                 continue
+            finally:
+                self._room.release()
             self.waits.close.append(time.monotonic() - first)
             self.truth.closed[lead_id] = lead.outcome
 

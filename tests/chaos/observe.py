@@ -159,12 +159,12 @@ async def read_apis(client: Client, truth: Truth) -> tuple[dict[str, str], dict[
     id), and the campaign's performance."""
     lead_status: dict[str, str] = {}
     for status in (WON, LOST):
-        leads = await client.get_json("marketing", "/leads", {"status": status}, try_seconds=LIST_TIMEOUT)
-        lead_status |= {lead["lead_id"]: lead["status"] for lead in leads["items"]}
-    deals = await client.get_json("sales", "/deals", try_seconds=LIST_TIMEOUT)
-    deal_stage = {deal["lead_id"]: deal["stage"] for deal in deals["items"]}
-    listed = await client.get_json("orders", "/orders", try_seconds=LIST_TIMEOUT)
-    orders = {order["lead_id"] for order in listed["items"]}
+        leads = await client.list_all("marketing", "/leads", {"status": status}, try_seconds=LIST_TIMEOUT)
+        lead_status |= {lead["lead_id"]: lead["status"] for lead in leads}
+    deals = await client.list_all("sales", "/deals", try_seconds=LIST_TIMEOUT)
+    deal_stage = {deal["lead_id"]: deal["stage"] for deal in deals}
+    listed = await client.list_all("orders", "/orders", try_seconds=LIST_TIMEOUT)
+    orders = {order["lead_id"] for order in listed}
     # A list is gathered from every worker; ask the owner of what it did not show.
     doubtful = [lead for lead, outcome in truth.closed.items() if lead_status.get(lead) != outcome]
     for lead in doubtful[:CONFIRMATIONS]:

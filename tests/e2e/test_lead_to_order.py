@@ -91,7 +91,8 @@ def test_a_lost_deal_makes_no_order(system: dict[str, Worker]) -> None:
     # both consume it), so no order now means none will come.
     eventually(lambda: any(r.key == lead_id for r in read_topic("deal.closed")))
     assert httpx.get(f"{orders.url}/orders", params={"deal_id": deal["deal_id"]}, timeout=10).json() == {
-        "items": []
+        "items": [],
+        "next_cursor": None,
     }
 
 

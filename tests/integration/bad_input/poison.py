@@ -218,8 +218,16 @@ def _campaign_fact(rng: random.Random) -> tuple[bytes | None, Json]:
 
 
 def _desk_request(rng: random.Random) -> tuple[bytes | None, Json]:
-    request = {"kind": "place", "lead_id": _lead_id(rng), "country": "DE", "requested_at": _now().isoformat()}
-    return b"desk", request
+    # A valid request of the shipped roster's DACH desk, before it is broken.
+    desk = "desk:AT,CH,DE"
+    request = {
+        "kind": "place",
+        "desk": desk,
+        "lead_id": _lead_id(rng),
+        "country": "DE",
+        "requested_at": _now().isoformat(),
+    }
+    return desk.encode(), request
 
 
 # -- ways to break them ---------------------------------------------------------------

@@ -22,7 +22,7 @@ from tests.integration.marketing.conftest import (
     lead_id_of,
     performance,
 )
-from tests.system import PORT_BASE, Worker, eventually, post, read_topic, unique_email
+from tests.system import PORT_BASE, Worker, eventually, list_all, post, read_topic, unique_email
 
 STRICT_VERSION = "strict-test-1"
 
@@ -100,8 +100,7 @@ def test_captures_of_one_person_at_two_workers_at_once_make_one_lead(strict: lis
 
 def _local_lead_ids(worker: Worker) -> set[str]:
     """The leads on this worker's own partitions (the header asks it not to gather)."""
-    answer = httpx.get(f"{worker.url}/leads", headers={"x-leadflow-local": "1"}, timeout=10)
-    return {item["lead_id"] for item in answer.json()["items"]}
+    return {item["lead_id"] for item in list_all(f"{worker.url}/leads", headers={"x-leadflow-local": "1"})}
 
 
 def test_a_campaign_s_performance_is_one_tally_whichever_worker_is_asked(strict: list[Worker]) -> None:
@@ -123,8 +122,7 @@ def test_a_campaign_s_performance_is_one_tally_whichever_worker_is_asked(strict:
 
 
 def _knows_campaign(worker: Worker, campaign_id: str) -> bool:
-    items = httpx.get(f"{worker.url}/campaigns", timeout=10).json()["items"]
-    return campaign_id in {c["campaign_id"] for c in items}
+    return campaign_id in {c["campaign_id"] for c in list_all(f"{worker.url}/campaigns")}
 
 
 def _performance_shows(worker: Worker, campaign_id: str, expected: dict[str, Any]) -> bool:

@@ -22,7 +22,7 @@ from schemas.envelope import CONTENT_TYPE, new_event
 from schemas.events import Company, Contact, Customer, DealClosed, DealLine, LostReason, Outcome
 from schemas.subscriber import EventValidator
 from tests.conftest import SERVICE_PORTS
-from tests.system import BOOTSTRAP, PORT_BASE, Record, Worker, eventually, produce, read_topic
+from tests.system import BOOTSTRAP, PORT_BASE, Record, Worker, eventually, list_all, produce, read_topic
 
 SESSION_GROUP = "leadflow-orders"
 # Extra workers' ports: inside this session's range, clear of the session's own.
@@ -86,16 +86,11 @@ def wait_caught_up(group: str, topic: str = "deal.closed", timeout: float = 90.0
 
 
 def orders_of(worker: Worker, **filters: str) -> list[dict[str, Any]]:
-    def answer() -> httpx.Response:
-        response = httpx.get(f"{worker.url}/orders", params=filters, timeout=20)
-        # 503 only while partitions move between workers; anything else is the answer.
-        assert response.status_code != 503, response.text
-        return response
-
-    response = eventually(answer, timeout=30)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
+    # Retried only for a 503, while partitions move between workers.
+    listed: list[dict[str, Any]] = eventually(
+        lambda: [list_all(f"{worker.url}/orders", filters)], timeout=30
+    )[0]
+    return listed
 
 
 def order_created(lead_ids: set[str]) -> dict[str, list[Record]]:

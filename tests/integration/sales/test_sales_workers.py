@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.envelope import CONTENT_TYPE, new_event
 from schemas.events import Company, Contact, LeadQualified, ScoreReason
-from tests.system import BOOTSTRAP, PORT_BASE, Broker, Worker, eventually, produce, read_topic
+from tests.system import BOOTSTRAP, PORT_BASE, Broker, Worker, eventually, list_all, produce, read_topic
 
 HERE = Path(__file__).resolve().parent
 SCHEMAS = HERE.parents[2] / "schemas" / "json"
@@ -179,8 +179,7 @@ def test_a_redelivered_lead_qualified_makes_one_deal(pair: Pair) -> None:
 
     for worker in pair:
         assert ids_of(get(worker, "/deals", lead_id=lead_id)) == {deal_id(lead_id)}
-        assert [d for d in get(worker, "/deals").json()["items"] if d["lead_id"] == lead_id] != []
-        assert sum(d["lead_id"] == lead_id for d in get(worker, "/deals").json()["items"]) == 1
+        assert sum(d["lead_id"] == lead_id for d in list_all(f"{worker.url}/deals")) == 1
         again = get(worker, f"/deals/{deal_id(lead_id)}").json()
         # Not opened anew: same opening, the contact kept, still one slot of the rep.
         assert again["opened_at"] == first["opened_at"]
@@ -405,9 +404,9 @@ def test_follow_up_sla_breaches_are_flagged_listed_and_counted(pair: Pair) -> No
     assert (reached["status"], reached["overdue"]) == ("breached", False)
 
     def counted() -> bool:
-        listed = len(get(one, "/deals", sla="breached").json()["items"])
+        listed = len(list_all(f"{one.url}/deals", {"sla": "breached"}))
         overdue = [
-            d for d in get(other, "/deals", sla="breached").json()["items"] if d["follow_up"]["overdue"]
+            d for d in list_all(f"{other.url}/deals", {"sla": "breached"}) if d["follow_up"]["overdue"]
         ]
         metric = sum(
             value for worker in pair for _, value in gauge(worker, "leadflow_sales_sla_breached_deals")
@@ -443,10 +442,7 @@ def test_two_workers_answer_for_every_deal_whichever_owns_it(pair: Pair) -> None
         assert expected <= ids_of(get(worker, "/deals", owner="rep-mt", stage="prospecting"))
 
     # Each worker holds some of these deals, and no deal is held twice.
-    held = [
-        {d["deal_id"] for d in httpx.get(f"{w.url}/deals", headers=LOCAL_ONLY, timeout=20).json()["items"]}
-        for w in pair
-    ]
+    held = [{d["deal_id"] for d in list_all(f"{w.url}/deals", headers=LOCAL_ONLY)} for w in pair]
     mine, theirs = (h & expected for h in held)
     assert mine
     assert theirs
@@ -463,13 +459,40 @@ def test_two_workers_answer_for_every_deal_whichever_owns_it(pair: Pair) -> None
     assert get(one, "/reps").json() == get(other, "/reps").json()
 
 
-def test_metrics_report_the_pipeline_and_one_worker_reports_the_desk(pair: Pair) -> None:
-    # Runs after the closes above. Only the worker holding the desk reports its figures.
-    reports = [gauge(worker, "leadflow_sales_win_rate_ratio") for worker in pair]
-    [[(_, win_rate)]] = [r for r in reports if r]
-    assert win_rate == get(pair[0], "/reps").json()["win_rate"]
+def test_each_desk_answers_for_its_pool_from_whichever_worker(pair: Pair) -> None:
+    one, other = pair
+    reps = get(one, "/reps").json()
+    assert {r["rep_id"]: r["desk"] for r in reps["items"]} == {
+        "rep-is-1": "desk:IS",
+        "rep-is-2": "desk:IS",
+        "rep-mt": "desk:MT",
+    }
+    desks = {key: get(w, f"/desks/{key}") for key in ("desk:IS", "desk:MT", "desk:*") for w in pair}
+    assert all(d.status_code == 200 for d in desks.values()), {k: d.text for k, d in desks.items()}
+    views = {key: d.json() for key, d in desks.items()}
+    assert [r["rep_id"] for r in views["desk:IS"]["reps"]] == ["rep-is-1", "rep-is-2"]
+    assert views["desk:*"]["reps"] == []  # Antarctica's deal waits at the desk of no rep
+    assert views["desk:*"]["unassigned"] >= 1
+    assert reps["unassigned"] == sum(v["unassigned"] for v in views.values())
+    assert get(other, "/desks/desk:NOPE").status_code == 404
+
+
+def test_metrics_report_the_pipeline_and_each_desk_once(pair: Pair) -> None:
+    # Runs after the closes above. Each worker reports the desks it holds.
+    closed = {
+        (labels["desk"], labels["outcome"]): value
+        for w in pair
+        for labels, value in gauge(w, "leadflow_sales_desk_closed_deals")
+    }
+    won = sum(v for (_, outcome), v in closed.items() if outcome == "won")
+    lost = sum(v for (_, outcome), v in closed.items() if outcome == "lost")
+    assert won / (won + lost) == get(pair[0], "/reps").json()["win_rate"]
+    rates = [labels["desk"] for w in pair for labels, _ in gauge(w, "leadflow_sales_win_rate_ratio")]
+    assert sorted(rates) == sorted(set(rates))
+    assert "desk:MT" in rates
     capacities = [{s["rep"]: v for s, v in gauge(w, "leadflow_sales_rep_capacity_deals")} for w in pair]
-    assert sorted(capacities, key=len) == [{}, {"rep-is-1": 1, "rep-is-2": 1, "rep-mt": 100}]
+    assert not capacities[0].keys() & capacities[1].keys()
+    assert capacities[0] | capacities[1] == {"rep-is-1": 1, "rep-is-2": 1, "rep-mt": 100}
     for worker in pair:
         stages = {labels["stage"] for labels, _ in gauge(worker, "leadflow_sales_open_deals")}
         assert stages == {"prospecting", "qualifying", "presenting", "handling_objections", "closing"}
