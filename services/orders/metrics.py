@@ -57,12 +57,12 @@ class OrdersInStatus(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauge = _in_status()
-        counts = IN_STATUS.counts()
+        counts = IN_STATUS.totals()
         for status in OrderStatus:
             gauge.add_metric([status.value], counts[status])
         yield gauge
 
 
 # Kept as orders are written: a scrape does not read the orders table.
-IN_STATUS = Tally(runtime.cluster, orders, lambda order: order.status)
+IN_STATUS = Tally(runtime.cluster, orders, lambda order: {order.status: 1})
 REGISTRY.register(OrdersInStatus())

@@ -1,16 +1,17 @@
-"""Counts over a table, kept as it is written, so a metrics scrape reads a few
+"""Totals over a table, kept as it is written, so a metrics scrape reads a few
 numbers instead of decoding every entry of the table.
 
-A tally counts the entries of the partitions this worker is active for, by a
-label the service derives from each entry (an order's status). Every write
-through `ModelTable` updates it. When the worker's partitions change (a
-rebalance, a restart), the next read rebuilds it with one pass over the table:
-that pass is the only read of the whole table, once per rebalance rather than
+A tally sums what each entry of the partitions this worker is active for
+contributes (an order: one to its status; a deal: one to its stage, its
+proposal's amount to the pipeline value). Every write through `ModelTable`
+replaces that entry's contribution. When the worker's partitions change (a
+rebalance, a restart), the next read rebuilds the totals with one pass over
+the table: the only read of the whole table, once per rebalance rather than
 once per scrape.
 """
 
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -20,30 +21,40 @@ from services.runtime.tables import ModelTable
 
 M = TypeVar("M", bound=BaseModel)
 
+Contribution = Mapping[Hashable, Any]
+
 
 class Tally(Generic[M]):
-    def __init__(self, cluster: Cluster, table: ModelTable[M], label: Callable[[M], Hashable]) -> None:
+    def __init__(
+        self, cluster: Cluster, table: ModelTable[M], contributes: Callable[[M], Contribution]
+    ) -> None:
         self._cluster = cluster
         self._table = table
-        self._label = label
-        self._labels: dict[str, Hashable] = {}  # each counted entry's label
-        self._counts: Counter[Hashable] = Counter()
+        self._contributes = contributes
+        self._by_key: dict[str, Contribution] = {}
+        self._totals: Counter[Hashable] = Counter()
         self._built_for: frozenset[Any] | None = None
         table.on_write(self._written)
 
-    def counts(self) -> Counter[Hashable]:
+    def totals(self) -> Counter[Hashable]:
+        """The sums, by what was contributed to; read-only."""
         actives = frozenset(self._cluster.app.assignor.assigned_actives())
         if actives != self._built_for:
-            self._labels = {key: self._label(value) for key, value in self._cluster.local_items(self._table)}
-            self._counts = Counter(self._labels.values())
+            self._by_key, self._totals = {}, Counter()
+            for key, value in self._cluster.local_items(self._table):
+                self._add(key, self._contributes(value))
             self._built_for = actives
-        return self._counts
+        return self._totals
 
     def _written(self, key: str, value: M) -> None:
         if self._built_for is None:
             return  # built on first read, with this write in the table
-        label = self._label(value)
-        if key in self._labels:
-            self._counts[self._labels[key]] -= 1
-        self._labels[key] = label
-        self._counts[label] += 1
+        for name, amount in self._by_key.pop(key, {}).items():
+            self._totals[name] -= amount
+            if not self._totals[name]:
+                del self._totals[name]
+        self._add(key, self._contributes(value))
+
+    def _add(self, key: str, contribution: Contribution) -> None:
+        self._by_key[key] = contribution
+        self._totals.update(contribution)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from schemas.envelope import CloudEvent
 from schemas.events import LeadQualified, Outcome
 from services.runtime.errors import NotFound
+from services.runtime.tallies import Tally
 from services.sales import metrics, topics
 from services.sales.app import catalog, clock, deals, desk, placements, queue, roster, runtime, settings
 from services.sales.commands import AssignDeal, CloseDeal, MoveStage, RecordContact, RecordObjection
@@ -21,7 +22,7 @@ from services.sales.domain.assignment import Desk, DeskRequest, DrainDesk, Place
 from services.sales.domain.catalog import quote
 from services.sales.domain.deals import Assignment, Deal
 from services.sales.domain.follow_up import follow_up
-from services.sales.domain.pipeline import PipelineFigures, figures
+from services.sales.domain.pipeline import PipelineFigures, contribution, figures_from
 
 # -- deals ------------------------------------------------------------------
 
@@ -174,18 +175,17 @@ async def _send(topic: Any, key: str, value: BaseModel) -> None:
 # -- reads ------------------------------------------------------------------------
 
 
-def local_deals() -> list[Deal]:
-    """The deals of the partitions this worker owns."""
-    return [deal for _, deal in runtime.cluster.local_items(deals)]
-
-
 def local_desks() -> list[tuple[str, Desk]]:
     """The desks of the roster whose partitions this worker owns, with their state."""
     return [(key, book) for key, book in runtime.cluster.local_items(desk) if roster.pool(key) is not None]
 
 
+# Kept as deals are written: a scrape reads sums, not the deals table.
+PIPELINE = Tally(runtime.cluster, deals, lambda deal: contribution(deal, settings.follow_up_sla))
+
+
 def pipeline_figures() -> PipelineFigures:
-    return figures(local_deals(), clock.now(), settings.follow_up_sla)
+    return figures_from(PIPELINE.totals(), clock.now())
 
 
 def desk_figures() -> list[metrics.DeskFigures]:

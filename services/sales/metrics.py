@@ -2,9 +2,11 @@
 currency, and rep ids from the roster), never a deal or lead id.
 
 Counters and histograms count what this worker did. Gauges of state (open deals
-by stage, pipeline value, follow-up breaches) are read from the deals table when
-scraped, each worker for the partitions it owns: summed over workers they give
-the service's figure, and a rebalance neither loses nor double counts.
+by stage, pipeline value, follow-up breaches) come from sums kept as deals are
+written (services/runtime/tallies.py, domain/pipeline.py `contribution`), so a
+scrape reads no deal; each worker sums the partitions it owns, rebuilt once after
+a rebalance: summed over workers they give the service's figure, and a rebalance
+neither loses nor double counts.
 
 Rep load, capacity and the closed counts come from the assignment desks (one per
 pool of reps, see domain/assignment.py), each of which sees every deal of its

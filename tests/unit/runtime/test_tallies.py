@@ -1,6 +1,7 @@
 """Tallies: counts kept as a table is written, rebuilt when partitions move."""
 
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
@@ -10,6 +11,7 @@ from services.runtime.tallies import Tally
 
 class Order(BaseModel):
     status: str
+    total: Decimal = Decimal(0)
 
 
 class FakeTable:
@@ -47,26 +49,38 @@ class FakeCluster:
 
 def tally() -> tuple[FakeTable, FakeCluster, Tally[Order]]:
     table, cluster = FakeTable(), FakeCluster()
-    return table, cluster, Tally(cluster, table, lambda order: order.status)  # type: ignore[arg-type]
+    return table, cluster, Tally(cluster, table, lambda order: {order.status: 1})  # type: ignore[arg-type]
 
 
 def test_writes_move_the_counts_without_reading_the_table_again() -> None:
     table, cluster, counted = tally()
     table["a"] = Order(status="created")
-    assert counted.counts() == {"created": 1}
+    assert counted.totals() == {"created": 1}
     table["b"] = Order(status="created")
     table["a"] = Order(status="confirmed")
     table["a"] = Order(status="fulfilled")
-    assert +counted.counts() == {"created": 1, "fulfilled": 1}
+    assert counted.totals() == {"created": 1, "fulfilled": 1}
     assert cluster.reads == 1
 
 
 def test_new_partitions_rebuild_the_counts_from_the_table_once() -> None:
     table, cluster, counted = tally()
     table["a"] = Order(status="created")
-    counted.counts()
+    counted.totals()
     table.entries["c"] = Order(status="cancelled")  # recovered from the changelog, not written
     cluster.actives = {("orders", 0), ("orders", 1)}
-    assert +counted.counts() == {"created": 1, "cancelled": 1}
-    assert +counted.counts() == {"created": 1, "cancelled": 1}
+    assert counted.totals() == {"created": 1, "cancelled": 1}
+    assert counted.totals() == {"created": 1, "cancelled": 1}
     assert cluster.reads == 2
+
+
+def test_amounts_are_summed_and_a_replaced_entry_takes_its_old_amount_away() -> None:
+    table, cluster = FakeTable(), FakeCluster()
+    value: Tally[Order] = Tally(cluster, table, lambda order: {order.status: order.total})  # type: ignore[arg-type]
+    value.totals()
+    table["a"] = Order(status="created", total=Decimal("10.50"))
+    table["b"] = Order(status="created", total=Decimal("4.50"))
+    table["a"] = Order(status="confirmed", total=Decimal("10.50"))
+    assert value.totals() == {"created": Decimal("4.50"), "confirmed": Decimal("10.50")}
+    table["b"] = Order(status="confirmed", total=Decimal("4.50"))
+    assert value.totals() == {"confirmed": Decimal("15.00")}
