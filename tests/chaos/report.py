@@ -94,7 +94,11 @@ def render(
     console.print(table)
     if retries:
         console.print("retried tries: " + ", ".join(f"{k} x{n}" for k, n in retries.most_common()))
+    render_check(console, verdict, drain, problems)
 
+
+def render_check(console: Console, verdict: Verdict, drain: Drain, problems: list[str]) -> None:
+    """The check's figures, findings and failures."""
     table = Table(title="Check")
     table.add_column("figure")
     table.add_column("value")
