@@ -202,9 +202,16 @@ def lead_status(client: httpx.Client, lead_id: str) -> str:
     return status
 
 
+def deals_of(client: httpx.Client, lead_id: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = client.get(f"{url('sales')}/deals", params={"lead_id": lead_id}).json()[
+        "items"
+    ]
+    return items
+
+
 def deal_of(client: httpx.Client, lead_id: str) -> dict[str, Any]:
     def find() -> dict[str, Any] | None:
-        items = client.get(f"{url('sales')}/deals", params={"lead_id": lead_id}).json()["items"]
+        items = deals_of(client, lead_id)
         return items[0] if items else None
 
     found: dict[str, Any] = eventually(find, f"a deal for lead {lead_id}")
@@ -219,14 +226,11 @@ def orders_of(client: httpx.Client, deal_id: str) -> list[dict[str, Any]]:
 
 
 def show_funnel(client: httpx.Client, campaign_id: str) -> None:
-    leads = [
-        lead
-        for lead in client.get(f"{url('marketing')}/leads").json()["items"]
-        if lead["campaign_id"] == campaign_id
-    ]
+    leads = client.get(f"{url('marketing')}/leads", params={"campaign_id": campaign_id}).json()["items"]
     lead_ids = {lead["lead_id"] for lead in leads}
-    deals = [d for d in client.get(f"{url('sales')}/deals").json()["items"] if d["lead_id"] in lead_ids]
-    orders = [o for o in client.get(f"{url('orders')}/orders").json()["items"] if o["lead_id"] in lead_ids]
+    # One key read each: the scenario's leads only, however many a kept broker holds.
+    deals = [d for lead_id in lead_ids for d in deals_of(client, lead_id)]
+    orders = [o for d in deals for o in orders_of(client, d["deal_id"])]
     status = Counter(lead["status"] for lead in leads)
     stages = Counter(d["stage"] for d in deals)
     handed_over = sum(1 for lead in leads if lead["qualified_at"])
