@@ -157,6 +157,12 @@ class Cluster:
             )
         except httpx.HTTPError as unreachable:
             raise Unavailable(f"worker {url} did not answer: {unreachable}") from unreachable
+        except asyncio.CancelledError as stopping:
+            # This worker's HTTP server is stopping (see Commands.ask): a 503, not a 500.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            raise Unavailable("the worker is stopping; retry") from stopping
         return Response(
             content=answer.content,
             status_code=answer.status_code,

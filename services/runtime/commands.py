@@ -86,6 +86,15 @@ class Commands(Generic[C]):
                 f"command {command.command_id} was accepted but not applied within "
                 f"{self._timeout:.0f}s; it may still be applied"
             ) from late
+        except asyncio.CancelledError as stopping:
+            # Only the HTTP server's shutdown cancels a request (a rolling restart):
+            # answer 503 so the client retries elsewhere, not the 500 of a cut request.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            raise CommandTimeout(
+                f"the worker is stopping; command {command.command_id} may still be applied"
+            ) from stopping
         finally:
             self._waiting.pop(command.command_id, None)
 

@@ -7,7 +7,7 @@ import faust
 import pytest
 from faust.types import Message
 
-from services.runtime.commands import Commands, LeadCommand
+from services.runtime.commands import Commands, CommandTimeout, LeadCommand
 from services.runtime.errors import Conflict
 
 
@@ -110,3 +110,21 @@ async def test_a_command_keyed_other_than_its_lead_is_dead_lettered_unapplied(ch
     [(message, error)] = dead.sent
     assert message.key == b"lead-2"
     assert "'lead-1'" in str(error)
+
+
+async def test_a_request_cut_by_the_servers_shutdown_is_told_to_retry(channel: Any) -> None:
+    # uvicorn cancels requests still running when its graceful shutdown runs out; the
+    # caller must get a 503 (CommandTimeout) to retry, not the 500 of a cancelled task.
+    _, commands, _ = channel
+    sent = asyncio.Event()
+
+    async def send(**_: Any) -> None:
+        sent.set()
+
+    commands.topic.send = send
+    asking = asyncio.ensure_future(commands.ask(Bump(by=1)))
+    await sent.wait()
+    asking.cancel()
+    with pytest.raises(CommandTimeout, match="stopping"):
+        await asking
+    assert commands._waiting == {}
