@@ -36,7 +36,7 @@ class ModelTable(Generic[M]):
         """`everywhere`: a GlobalTable, every worker holds every key (small reference data)."""
         kind = app.GlobalTable if everywhere else app.Table
         self._json = TypeAdapter(model)
-        self._watchers: list[Callable[[str, M], None]] = []
+        self._watchers: list[Callable[[str, M | None, M], None]] = []
         # Keys are raw bytes on the changelog, as on the event topics, so a key
         # hashes to the same partition number everywhere (see cluster.Cluster).
         self.table: TableT[bytes, bytes] = kind(
@@ -58,16 +58,18 @@ class ModelTable(Generic[M]):
                 f"{self.name} {key!r} would be {len(raw):,} bytes; a stored value may be "
                 f"at most {MAX_VALUE_BYTES:,} (Kafka's record limit)"
             )
+        before = self.get(key) if self._watchers else None
         self.table[key.encode()] = raw
         for watcher in self._watchers:
-            watcher(key, value)
+            watcher(key, before, value)
 
     def __delitem__(self, key: str) -> None:
         """Remove `key` (a tombstone on the changelog); no error if it is not there."""
         self.table.pop(key.encode(), None)
 
-    def on_write(self, watcher: Callable[[str, M], None]) -> None:
-        """Call `watcher(key, value)` after every write through this table."""
+    def on_write(self, watcher: Callable[[str, M | None, M], None]) -> None:
+        """Call `watcher(key, before, after)` after every write through this table
+        (`before`: the value it replaced, None if there was none)."""
         self._watchers.append(watcher)
 
     def __contains__(self, key: str) -> bool:

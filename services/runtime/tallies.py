@@ -4,10 +4,11 @@ numbers instead of decoding every entry of the table.
 A tally sums what each entry of the partitions this worker is active for
 contributes (an order: one to its status; a deal: one to its stage, its
 proposal's amount to the pipeline value). Every write through `ModelTable`
-replaces that entry's contribution. When the worker's partitions change (a
-rebalance, a restart), the next read rebuilds the totals with one pass over
-the table: the only read of the whole table, once per rebalance rather than
-once per scrape.
+takes the replaced value's contribution away and adds the new one's, so the
+tally holds only the totals, nothing per entry. When the worker's partitions
+change (a rebalance, a restart), the next read rebuilds the totals with one
+pass over the table: the only read of the whole table, once per rebalance
+rather than once per scrape.
 """
 
 from collections import Counter
@@ -31,7 +32,6 @@ class Tally(Generic[M]):
         self._cluster = cluster
         self._table = table
         self._contributes = contributes
-        self._by_key: dict[str, Contribution] = {}
         self._totals: Counter[Hashable] = Counter()
         self._built_for: frozenset[Any] | None = None
         table.on_write(self._written)
@@ -40,21 +40,18 @@ class Tally(Generic[M]):
         """The sums, by what was contributed to; read-only."""
         actives = frozenset(self._cluster.app.assignor.assigned_actives())
         if actives != self._built_for:
-            self._by_key, self._totals = {}, Counter()
-            for key, value in self._cluster.local_items(self._table):
-                self._add(key, self._contributes(value))
+            self._totals = Counter()
+            for _, value in self._cluster.local_items(self._table):
+                self._totals.update(self._contributes(value))
             self._built_for = actives
         return self._totals
 
-    def _written(self, key: str, value: M) -> None:
+    def _written(self, _key: str, before: M | None, after: M) -> None:
         if self._built_for is None:
             return  # built on first read, with this write in the table
-        for name, amount in self._by_key.pop(key, {}).items():
-            self._totals[name] -= amount
-            if not self._totals[name]:
-                del self._totals[name]
-        self._add(key, self._contributes(value))
-
-    def _add(self, key: str, contribution: Contribution) -> None:
-        self._by_key[key] = contribution
-        self._totals.update(contribution)
+        if before is not None:
+            for name, amount in self._contributes(before).items():
+                self._totals[name] -= amount
+                if not self._totals[name]:
+                    del self._totals[name]
+        self._totals.update(self._contributes(after))

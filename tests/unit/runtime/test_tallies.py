@@ -19,15 +19,16 @@ class FakeTable:
 
     def __init__(self) -> None:
         self.entries: dict[str, Order] = {}
-        self.watchers: list[Callable[[str, Order], None]] = []
+        self.watchers: list[Callable[[str, Order | None, Order], None]] = []
 
-    def on_write(self, watcher: Callable[[str, Order], None]) -> None:
+    def on_write(self, watcher: Callable[[str, Order | None, Order], None]) -> None:
         self.watchers.append(watcher)
 
     def __setitem__(self, key: str, value: Order) -> None:
+        before = self.entries.get(key)
         self.entries[key] = value
         for watcher in self.watchers:
-            watcher(key, value)
+            watcher(key, before, value)
 
 
 class FakeCluster:
