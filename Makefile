@@ -50,11 +50,16 @@ test: venv lint deploy-tools ## every test: unit, agent, integration and end-to-
 unit: venv ## the fast tests only (no broker)
 	.venv/bin/pytest -m "not broker"
 
-bench: venv ## throughput, latency and memory on a broker of its own
-	$(PY) -m tests.bench.lead_to_order
+bench: venv ## each stream hop against a bare aiokafka copier, open-loop latency, the desk; results in .cache/bench/results.json
+	$(PY) -m tests.bench.hops $(HOPS_ARGS)
+	$(PY) -m tests.bench.lead_to_order $(LATENCY_ARGS)
+	$(PY) -m tests.bench.desk
 
 bench-recovery: venv ## time to ready after a restart with 10k and 200k leads, per store (about 30 min)
 	$(PY) -m tests.bench.recovery $(RECOVERY_ARGS)
+
+soak: venv ## 200,000 leads through the pipeline, RSS and table sizes every 10 s, a PNG of the curve (e.g. SOAK_ARGS="--store rocksdb://")
+	$(PY) -m tests.chaos.soak $(SOAK_ARGS)
 
 chaos: venv ## the pipeline under faults on a broker of its own (e.g. CHAOS_ARGS="--workers 2 --leads 2000 --rate 8")
 	$(PY) -m tests.chaos $(CHAOS_ARGS)
@@ -63,6 +68,6 @@ format: venv ## apply ruff's formatting and fixes
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
-.PHONY: help venv broker up down schemas lint test unit bench bench-recovery chaos format
+.PHONY: help venv broker up down schemas lint test unit bench bench-recovery soak chaos format
 
 include deploy/tools.mk

@@ -1,0 +1,42 @@
+"""The soak's memory verdict catches growth the data does not explain; no broker needed."""
+
+from tests.chaos.soak import Sample, judge, warmup_end
+
+W = "sales-0"
+
+
+def sample(at_s: float, captured: int, rss: float, records: int, wal: float = 0.0) -> Sample:
+    return Sample(
+        at_s, "load", captured, captured, load1=0.0, rss_mib={W: rss}, records={W: records}, wal_mib={W: wal}
+    )
+
+
+IDLE = Sample(0.0, "idle", 0, 0, load1=0.0, rss_mib={W: 100.0}, records={W: 0}, wal_mib={W: 0.0})
+
+
+def test_in_memory_the_records_explain_a_steady_cost_each() -> None:
+    # 10 MiB per 1,000 records, before and after the warm-up.
+    warm, end = sample(120, 1_000, 110.0, 1_000), sample(600, 10_000, 200.0, 10_000)
+    judged = judge(W, IDLE, warm, end, in_memory=True, max_growth_pct=20)
+    assert judged.growth_pct > 80
+    assert judged.unexplained_pct == 0
+    assert judged.passed
+
+
+def test_in_memory_a_cost_per_record_that_grows_fails() -> None:
+    warm, end = sample(120, 1_000, 110.0, 1_000), sample(600, 10_000, 250.0, 10_000)
+    assert not judge(W, IDLE, warm, end, in_memory=True, max_growth_pct=20).passed
+
+
+def test_on_disk_rss_must_stay_flat_net_of_the_write_buffers() -> None:
+    warm = sample(120, 1_000, 150.0, 1_000, wal=10.0)
+    filled = sample(600, 10_000, 200.0, 10_000, wal=60.0)
+    assert judge(W, IDLE, warm, filled, in_memory=False, max_growth_pct=20).passed
+    leaked = sample(600, 10_000, 200.0, 10_000, wal=10.0)
+    assert not judge(W, IDLE, warm, leaked, in_memory=False, max_growth_pct=20).passed
+
+
+def test_the_warm_up_lasts_a_share_of_the_leads_and_two_minutes_at_least() -> None:
+    samples = [IDLE, *(sample(10 * i, 100 * i, 100.0, 100 * i) for i in range(1, 30))]
+    ends = [warmup_end(samples, leads, 0.1, 120) for leads in (1_000, 20_000, 100_000)]
+    assert [None if end is None else end.at_s for end in ends] == [120, 200, None]
