@@ -2,11 +2,12 @@
 
 from services.marketing.domain.campaigns import Campaign
 from services.marketing.domain.leads import Lead
-from services.marketing.domain.performance import Tally
+from services.marketing.domain.performance import contribution, last_change
 from services.marketing.domain.rules import RuleSet
 from services.marketing.settings import MarketingSettings
 from services.runtime.service import ServiceRuntime
 from services.runtime.tables import ModelTable
+from services.runtime.tallies import Tally
 
 settings = MarketingSettings()
 # A bad rules file stops the worker here, with the reason, before it takes any lead.
@@ -20,12 +21,11 @@ runtime = ServiceRuntime(
 app = runtime.app
 
 leads = ModelTable(app, "leads", Lead, help="Leads by lead_id")
-# Campaigns live on the partition of their own id, like their performance tally
-# (fed from the campaign-facts topic, keyed the same way): one worker holds both
-# and changes the tally one fact at a time. A Faust GlobalTable would put every
-# campaign on every worker, but it does not reliably follow changes made on
-# another worker; a worker that needs a campaign asks its owner (views.py).
+# Campaigns live on the partition of their own id. A Faust GlobalTable would put
+# every campaign on every worker, but it does not reliably follow changes made on
+# another worker; a worker that needs a campaign asks its owner (views.py), and
+# keeps it, as campaigns never change.
 campaigns = ModelTable(app, "campaigns", Campaign, help="Campaigns by campaign_id")
-campaign_performance = ModelTable(
-    app, "campaign-performance", Tally, help="Closed-loop counts by campaign_id"
-)
+# Campaign performance, summed over this worker's leads as they are written; a
+# report adds up every worker's (views.py, domain/performance.py).
+campaign_counts = Tally(runtime.cluster, leads, contribution, latest=last_change)

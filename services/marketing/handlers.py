@@ -6,8 +6,8 @@ from typing import Any
 
 from schemas.envelope import CloudEvent
 from schemas.events import DealClosed
-from services.marketing import metrics, topics
-from services.marketing.app import campaign_performance, campaigns, leads, rules, runtime
+from services.marketing import metrics
+from services.marketing.app import campaigns, leads, rules, runtime
 from services.marketing.commands import CaptureLead, CreateCampaign, RecordActivity
 from services.marketing.domain import capture as captures
 from services.marketing.domain import leads as lead_flow
@@ -15,7 +15,6 @@ from services.marketing.domain.activities import Activity
 from services.marketing.domain.campaigns import Campaign
 from services.marketing.domain.capture import Capture, CaptureRefused
 from services.marketing.domain.leads import Change, Lead, LeadStatus
-from services.marketing.domain.performance import CampaignFact, Tally
 from services.runtime.errors import NotFound
 
 
@@ -74,8 +73,7 @@ async def _apply(change: Change) -> None:
         return
     lead = change.lead
     # Publish before storing: if the worker dies in between, the command is
-    # delivered again and republishes rather than losing the event; the facts
-    # carry ids, so campaign performance counts them once all the same.
+    # delivered again and republishes rather than losing the event.
     if change.created is not None:
         await runtime.publisher.publish(
             change.created, subject=lead.lead_id, at=change.created.captured_at, once_per=lead.lead_id
@@ -84,7 +82,6 @@ async def _apply(change: Change) -> None:
         await runtime.publisher.publish(
             change.qualified, subject=lead.lead_id, at=change.qualified.qualified_at, once_per=lead.lead_id
         )
-    await topics.send_facts(change.facts)
     leads[lead.lead_id] = lead
     _count_decision(change)
 
@@ -120,17 +117,5 @@ async def on_deal_closed(event: CloudEvent[DealClosed]) -> None:
     change = lead_flow.close_loop(lead, deal)
     if change.replayed:
         return  # the same deal.closed again
-    await topics.send_facts(change.facts)
     leads[lead.lead_id] = change.lead
     metrics.DEAL_OUTCOMES.labels(outcome=deal.outcome, lost_reason=deal.lost_reason or "none").inc()
-
-
-async def count_fact(fact: CampaignFact) -> None:
-    """Runs on the worker owning the fact's campaign: its tally changes one fact at a time."""
-    tally = campaign_performance.get(fact.campaign_id) or Tally(campaign_id=fact.campaign_id)
-    counted = tally.count(fact)
-    if counted is None:
-        metrics.FACTS.labels(kind=fact.kind, result="already_counted").inc()
-        return
-    campaign_performance[fact.campaign_id] = counted
-    metrics.FACTS.labels(kind=fact.kind, result="counted").inc()

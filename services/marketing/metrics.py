@@ -44,8 +44,3 @@ DEAL_OUTCOMES = Counter(
     "Closed-loop outcomes fed back from sales, by outcome and lost reason.",
     ["outcome", "lost_reason"],
 )
-FACTS = Counter(
-    "leadflow_marketing_campaign_facts",
-    "Campaign-performance facts, by kind and result (counted, or already_counted: a redelivery).",
-    ["kind", "result"],
-)

@@ -13,6 +13,7 @@ from services.marketing.domain.activities import ActivityType
 from services.marketing.domain.campaigns import Budget, Target
 from services.marketing.domain.capture import Capture
 from services.marketing.domain.leads import LeadStatus
+from services.marketing.domain.performance import CampaignCounts
 
 
 class BudgetIn(Budget):
@@ -158,3 +159,11 @@ class LeadView(BaseModel):
     closed_at: AwareDatetime | None
     deal_id: str | None
     lost_reason: str | None
+
+
+class CampaignShare(BaseModel):
+    """One worker's part of a campaign's performance: the counts over its leads,
+    and the partitions of the leads table they cover (views.py adds them up)."""
+
+    partitions: list[int]
+    counts: CampaignCounts

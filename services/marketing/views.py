@@ -5,17 +5,18 @@ from uuid import uuid4
 
 from fastapi import APIRouter, Depends, Request, status
 
-from services.marketing.app import campaign_performance, campaigns, leads, runtime, settings
+from services.marketing.app import campaign_counts, campaigns, leads, runtime, settings
 from services.marketing.commands import CaptureLead, CreateCampaign, RecordActivity
 from services.marketing.domain.campaigns import Campaign
 from services.marketing.domain.identity import lead_id_for
 from services.marketing.domain.leads import Change, Lead, LeadStatus
-from services.marketing.domain.performance import Performance, performance
+from services.marketing.domain.performance import CampaignCounts, Performance, counts_of, performance
 from services.marketing.handlers import refuse_bad_capture
 from services.marketing.models import (
     ActivityAccepted,
     ActivityRequest,
     CampaignRequest,
+    CampaignShare,
     LeadAccepted,
     LeadRequest,
     LeadView,
@@ -90,12 +91,27 @@ async def get_campaign(campaign_id: str, request: Request) -> Campaign:
 
 
 @router.get("/campaigns/{campaign_id}/performance", responses=refusals(404))
-async def get_campaign_performance(campaign_id: str, request: Request) -> Performance:
+async def get_campaign_performance(campaign_id: str) -> Performance:
     """Closed-loop performance: leads, MQLs, deals, revenue, cost per lead, ROI.
     See services/marketing/domain/performance.py for what counts."""
-    # The campaign and its tally live on the same partition, hence on one worker.
-    campaign = await _owned_campaign(campaign_id, request)
-    return performance(campaign, campaign_performance.get(campaign_id))
+    campaign = await campaign_named(campaign_id)
+    if campaign is None:
+        raise NotFound(f"no campaign {campaign_id!r}")
+    # A campaign's leads live on every partition: each worker sums its own.
+    shares = [await counts_here(campaign_id)]
+    for body in await cluster.gather(leads, f"/campaigns/{campaign_id}/counts"):
+        shares.append(CampaignShare.model_validate_json(body))
+    cluster.whole(leads, (share.partitions for share in shares))
+    return performance(campaign, sum((share.counts for share in shares), CampaignCounts()))
+
+
+@router.get("/campaigns/{campaign_id}/counts", include_in_schema=False)
+async def counts_here(campaign_id: str) -> CampaignShare:
+    """This worker's part of a campaign's performance (asked by the worker reporting it)."""
+    share = campaign_counts.share()
+    return CampaignShare(
+        partitions=sorted(share.partitions), counts=counts_of(campaign_id, share.totals, share.latest)
+    )
 
 
 async def campaign_named(campaign_id: str | None) -> Campaign | None:

@@ -78,15 +78,37 @@ class Cluster:
 
     async def fetch(self, table: ModelTable[Any], key: str, path: str) -> bytes | None:
         """GET `path` from the worker owning `key`: the body, or None for a 404."""
-        owner = self.owner(table, key)
+        return await self._get(self.owner(table, key), path)
+
+    async def gather(self, table: ModelTable[Any], path: str) -> list[bytes]:
+        """GET `path` from every other worker holding partitions of `table`: their bodies."""
+        peers = self.peers(table)
+        bodies = await asyncio.gather(*(self._get(peer, path) for peer in peers))
+        for peer, body in zip(peers, bodies, strict=True):
+            if body is None:
+                raise Unavailable(f"worker {peer} answered 404 for {path}")
+        return [body for body in bodies if body is not None]
+
+    def whole(self, table: ModelTable[Any], shares: Iterable[Iterable[int]]) -> None:
+        """Return if the workers' `shares` (the partitions each answered for) hold each
+        partition of `table` exactly once; raise Unavailable if not (workers that
+        disagree about who holds what while partitions move)."""
+        seen: list[int] = [p for share in shares for p in share]
+        every = range(self.app.conf.topic_partitions)
+        if sorted(seen) != list(every):
+            missing = sorted(set(every) - set(seen))
+            twice = sorted({p for p in seen if seen.count(p) > 1})
+            raise Unavailable(f"workers' partitions do not add up (missing {missing}, twice {twice}); retry")
+
+    async def _get(self, url: URL, path: str) -> bytes | None:
         try:
-            answer = await self.client.get(str(owner.with_path(path)))
+            answer = await self.client.get(str(url.with_path(path)))
         except httpx.HTTPError as unreachable:
-            raise Unavailable(f"worker {owner} did not answer: {unreachable}") from unreachable
+            raise Unavailable(f"worker {url} did not answer: {unreachable}") from unreachable
         if answer.status_code == 404:
             return None
         if answer.status_code != 200:
-            raise Unavailable(f"worker {owner} answered {answer.status_code} for {path}")
+            raise Unavailable(f"worker {url} answered {answer.status_code} for {path}")
         return answer.content
 
     async def ensure_local(self, request: Request, table: ModelTable[Any], key: str) -> None:
@@ -106,10 +128,15 @@ class Cluster:
             if value is not None:
                 yield key, value
 
+    def active_partitions(self, table: ModelTable[Any]) -> frozenset[int]:
+        """The partitions of `table` this worker is active for (not standby)."""
+        topic = table.changelog_topic
+        return frozenset(tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic)
+
     def local_keys(self, table: ModelTable[Any]) -> Iterator[str]:
         """The table's keys whose partitions this worker is active for; no value decoded."""
         topic = table.changelog_topic
-        actives = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+        actives = self.active_partitions(table)
         for key in table:
             if self.app.producer.key_partition(topic, key.encode()).partition in actives:
                 yield key

@@ -1,23 +1,27 @@
-"""Totals over a table, kept as it is written, so a metrics scrape reads a few
-numbers instead of decoding every entry of the table.
+"""Totals over a table, kept as it is written, so a metrics scrape or a report
+reads a few numbers instead of decoding every entry of the table.
 
 A tally sums what each entry of the partitions this worker is active for
 contributes (an order: one to its status; a deal: one to its stage, its
-proposal's amount to the pipeline value). Every write through `ModelTable`
-takes the replaced value's contribution away and adds the new one's, so the
-tally holds only the totals, nothing per entry. When the worker's partitions
-change (a rebalance, a restart), the next read rebuilds the totals with one
-pass over the table: the only read of the whole table, once per rebalance
-rather than once per scrape.
+proposal's amount to the pipeline value), and may keep the latest of a time per
+name as well. Every write through `ModelTable` takes the replaced value's
+contribution away and adds the new one's, so the tally holds only the totals,
+nothing per entry. After every rebalance (partitions moved, or the same ones
+restored from a changelog that another worker wrote meanwhile), the next read
+rebuilds the totals with one pass over the table: the only read of the whole
+table, once per rebalance rather than once per read. While a rebalance is under
+way, the totals are the last ones built, and `share` refuses to answer.
 """
 
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from services.runtime.cluster import Cluster
+from services.runtime.cluster import Cluster, Unavailable
 from services.runtime.tables import ModelTable
 
 M = TypeVar("M", bound=BaseModel)
@@ -25,29 +29,69 @@ M = TypeVar("M", bound=BaseModel)
 Contribution = Mapping[Hashable, Any]
 
 
+@dataclass(frozen=True)
+class Share:
+    """This worker's totals, and the partitions of the table they were summed over."""
+
+    partitions: frozenset[int]
+    totals: Mapping[Hashable, Any]
+    latest: Mapping[Hashable, datetime]
+
+
 class Tally(Generic[M]):
     def __init__(
-        self, cluster: Cluster, table: ModelTable[M], contributes: Callable[[M], Contribution]
+        self,
+        cluster: Cluster,
+        table: ModelTable[M],
+        contributes: Callable[[M], Contribution],
+        *,
+        latest: Callable[[M], Mapping[Hashable, datetime]] | None = None,
     ) -> None:
+        """`latest(entry)`: times to keep the latest of, by name (entries' times only grow)."""
         self._cluster = cluster
         self._table = table
         self._contributes = contributes
+        self._times = latest
         self._totals: Counter[Hashable] = Counter()
-        self._built_for: frozenset[Any] | None = None
+        self._latest: dict[Hashable, datetime] = {}
+        self._partitions: frozenset[int] = frozenset()
+        self._built_after: int | None = None  # the rebalance the totals were built after
         table.on_write(self._written)
 
     def totals(self) -> Counter[Hashable]:
         """The sums, by what was contributed to; read-only."""
-        actives = frozenset(self._cluster.app.assignor.assigned_actives())
-        if actives != self._built_for:
-            self._totals = Counter()
-            for _, value in self._cluster.local_items(self._table):
-                self._totals.update(self._contributes(value))
-            self._built_for = actives
+        self._build()
         return self._totals
 
+    def share(self) -> Share:
+        """The totals with the partitions they cover; Unavailable while partitions move."""
+        if not self._build():
+            raise Unavailable("partitions are being reassigned; retry")
+        return Share(self._partitions, self._totals, self._latest)
+
+    def _build(self) -> bool:
+        """Rebuild if a rebalance ended since the last build; False while one is under way."""
+        app = self._cluster.app
+        if app.rebalancing:
+            return False
+        if self._built_after != app.rebalancing_count:
+            self._totals, self._latest = Counter(), {}
+            self._partitions = self._cluster.active_partitions(self._table)
+            for _, value in self._cluster.local_items(self._table):
+                self._totals.update(self._contributes(value))
+                self._keep_latest(value)
+            self._built_after = app.rebalancing_count
+        return True
+
+    def _keep_latest(self, value: M) -> None:
+        if self._times is None:
+            return
+        for name, at in self._times(value).items():
+            if name not in self._latest or at > self._latest[name]:
+                self._latest[name] = at
+
     def _written(self, _key: str, before: M | None, after: M) -> None:
-        if self._built_for is None:
+        if self._built_after is None:
             return  # built on first read, with this write in the table
         if before is not None:
             for name, amount in self._contributes(before).items():
@@ -55,3 +99,4 @@ class Tally(Generic[M]):
                 if not self._totals[name]:
                     del self._totals[name]
         self._totals.update(self._contributes(after))
+        self._keep_latest(after)

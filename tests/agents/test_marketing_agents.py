@@ -1,7 +1,7 @@
-"""Marketing's agents, with Faust's in-memory test context: commands, deal.closed
-and the campaign-facts tally."""
+"""Marketing's agents, with Faust's in-memory test context: commands and deal.closed,
+and the leads they store, which campaign performance is summed from."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -20,15 +20,14 @@ from schemas.events import (
     LostReason,
     Outcome,
 )
-from services.marketing import topics
-from services.marketing.agents import apply_commands, close_the_loop, tally_campaigns
-from services.marketing.app import campaign_performance, campaigns, leads, runtime
+from services.marketing.agents import apply_commands, close_the_loop
+from services.marketing.app import campaigns, leads, runtime
 from services.marketing.commands import CaptureLead, CreateCampaign, RecordActivity
 from services.marketing.domain.activities import ActivityType
 from services.marketing.domain.campaigns import Budget, Campaign, Target
 from services.marketing.domain.capture import Capture
 from services.marketing.domain.leads import LeadStatus
-from services.marketing.domain.performance import CampaignFact, FactKind
+from services.marketing.domain.performance import counts_over
 from tests.agents.conftest import Sent, clear, fake_io
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -43,28 +42,10 @@ EXPO = Campaign(
 )
 
 
-class Facts(list[CampaignFact]):
-    """What the handlers sent to the campaign-facts topic."""
-
-    def kinds(self) -> list[FactKind]:
-        return [f.kind for f in self]
-
-
-@pytest.fixture
-def facts(monkeypatch: pytest.MonkeyPatch) -> Facts:
-    sent = Facts()
-
-    async def send_facts(batch: Iterable[CampaignFact]) -> None:
-        sent.extend(batch)
-
-    monkeypatch.setattr(topics, "send_facts", send_facts)
-    return sent
-
-
 @pytest.fixture(autouse=True)
 def _isolated(sent: Sent, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     fake_io(runtime, sent, monkeypatch)
-    yield from clear(leads, campaigns, campaign_performance)
+    yield from clear(leads, campaigns)
 
 
 def capture_command(lead_id: str, campaign_id: str | None = "expo", **changes: object) -> CaptureLead:
@@ -85,7 +66,7 @@ def encoded(command: CaptureLead | RecordActivity) -> bytes:
     return command.model_dump_json().encode()
 
 
-async def test_a_capture_creates_one_lead_however_often_it_is_delivered(sent: Sent, facts: Facts) -> None:
+async def test_a_capture_creates_one_lead_however_often_it_is_delivered(sent: Sent) -> None:
     command = capture_command("lead-1")
     async with apply_commands.test_context() as agent:
         await agent.put(key=b"lead-1", value=encoded(command))
@@ -97,11 +78,11 @@ async def test_a_capture_creates_one_lead_however_often_it_is_delivered(sent: Se
     [created] = sent.of_type("lead.created")
     assert isinstance(created, LeadCreated)
     assert created.lead_id == "lead-1"
-    assert facts.kinds() == [FactKind.CAPTURED]
+    assert (first.captures, first.recaptures) == (1, {})
     assert sent.dead_letters == []
 
 
-async def test_a_second_capture_of_the_person_is_a_duplicate_not_a_lead(sent: Sent, facts: Facts) -> None:
+async def test_a_second_capture_of_the_person_is_a_duplicate_not_a_lead(sent: Sent) -> None:
     async with apply_commands.test_context() as agent:
         await agent.put(key=b"lead-1", value=encoded(capture_command("lead-1")))
         await agent.put(key=b"lead-1", value=encoded(capture_command("lead-1", channel=Channel.REFERRAL)))
@@ -110,10 +91,23 @@ async def test_a_second_capture_of_the_person_is_a_duplicate_not_a_lead(sent: Se
     assert lead.captures == 2
     assert lead.channel is Channel.EVENT
     assert len(sent.of_type("lead.created")) == 1
-    assert facts.kinds() == [FactKind.CAPTURED, FactKind.DUPLICATE_CAPTURE]
+    assert (lead.campaign_id, lead.recaptures) == ("expo", {"expo": 1})
 
 
-async def test_a_refused_capture_writes_and_publishes_nothing(sent: Sent, facts: Facts) -> None:
+async def test_a_duplicate_capture_delivered_again_is_counted_once(sent: Sent) -> None:
+    again = capture_command("lead-1", channel=Channel.REFERRAL)
+    async with apply_commands.test_context() as agent:
+        await agent.put(key=b"lead-1", value=encoded(capture_command("lead-1")))
+        await agent.put(key=b"lead-1", value=encoded(again))
+        once = leads.get("lead-1")
+        await agent.put(key=b"lead-1", value=encoded(again))
+    assert once is not None
+    assert leads.get("lead-1") == once
+    assert (once.captures, once.recaptures) == (2, {"expo": 1})
+    assert sent.dead_letters == []
+
+
+async def test_a_refused_capture_writes_and_publishes_nothing(sent: Sent) -> None:
     async with apply_commands.test_context() as agent:
         await agent.put(key=b"lead-2", value=encoded(capture_command("lead-2", campaign_id="unknown")))
         await agent.put(
@@ -121,12 +115,11 @@ async def test_a_refused_capture_writes_and_publishes_nothing(sent: Sent, facts:
         )
     assert leads.get("lead-2") is None
     assert sent.events == []
-    assert list(facts) == []
     # A refusal is an answer to the caller, not a broken record.
     assert sent.dead_letters == []
 
 
-async def test_engagement_qualifies_a_nurtured_lead_exactly_once(sent: Sent, facts: Facts) -> None:
+async def test_engagement_qualifies_a_nurtured_lead_exactly_once(sent: Sent) -> None:
     steps = ["content_download", "webinar_attended", "pricing_page_view", "email_click", "event_visit"]
     async with apply_commands.test_context() as agent:
         await agent.put(key=b"lead-3", value=encoded(capture_command("lead-3")))
@@ -140,7 +133,8 @@ async def test_engagement_qualifies_a_nurtured_lead_exactly_once(sent: Sent, fac
     assert isinstance(qualified, LeadQualified)
     assert qualified.score >= qualified.threshold
     assert {r.rule for r in qualified.reasons} >= {"fit.industry", "engagement"}
-    assert facts.kinds() == [FactKind.CAPTURED, FactKind.QUALIFIED]
+    assert lead.qualified_at is not None
+    assert qualified.qualified_at == lead.qualified_at
 
 
 def deal_closed(lead_id: str, outcome: Outcome, lost_reason: LostReason | None = None) -> bytes:
@@ -174,102 +168,51 @@ async def captured(*lead_ids: str) -> None:
             )
 
 
-async def test_a_won_deal_closes_the_loop_once_however_often_it_arrives(sent: Sent, facts: Facts) -> None:
+async def test_a_won_deal_closes_the_loop_once_however_often_it_arrives(sent: Sent) -> None:
     await captured("lead-4")
-    facts.clear()
     async with close_the_loop.test_context() as agent:
         for _ in range(3):
             await agent.put(key=b"lead-4", value=deal_closed("lead-4", Outcome.WON))
     lead = leads.get("lead-4")
     assert lead is not None
     assert (lead.status, lead.deal_id) == (LeadStatus.WON, "deal-lead-4")
-    [won] = facts
-    assert (won.kind, won.fact_id, won.amount, won.currency) == (
-        FactKind.WON,
-        "deal-lead-4:won",
-        Decimal("9000.00"),
-        "EUR",
-    )
+    assert (lead.won_amount, lead.won_currency) == (Decimal("9000.00"), "EUR")
     assert sent.dead_letters == []
 
 
-async def test_not_a_real_lead_recycles_it(facts: Facts) -> None:
+async def test_not_a_real_lead_recycles_it() -> None:
     await captured("lead-5")
     async with close_the_loop.test_context() as agent:
         await agent.put(key=b"lead-5", value=deal_closed("lead-5", Outcome.LOST, LostReason.NOT_A_REAL_LEAD))
     lead = leads.get("lead-5")
     assert lead is not None
     assert lead.status is LeadStatus.RECYCLED
-    assert facts[-1].lost_reason is LostReason.NOT_A_REAL_LEAD
+    assert lead.lost_reason is LostReason.NOT_A_REAL_LEAD
+    assert (lead.won_amount, lead.won_currency) == (None, None)
 
 
-async def test_a_deal_of_a_lead_marketing_never_had_goes_to_the_dlq(sent: Sent, facts: Facts) -> None:
+async def test_a_deal_of_a_lead_marketing_never_had_goes_to_the_dlq(sent: Sent) -> None:
     async with close_the_loop.test_context() as agent:
         await agent.put(key=b"ghost", value=deal_closed("ghost", Outcome.WON))
     [(message, error)] = sent.dead_letters
     assert message.key == b"ghost"
     assert "unknown lead" in str(error)
-    assert list(facts) == []
+    assert leads.get("ghost") is None
 
 
-def fact_record(fact: CampaignFact) -> bytes:
-    return fact.model_dump_json().encode()
-
-
-async def test_the_tally_counts_each_fact_once(sent: Sent) -> None:
-    def fact(kind: FactKind, fact_id: str, **extra: object) -> CampaignFact:
-        return CampaignFact.model_validate(
-            {"fact_id": fact_id, "campaign_id": "expo", "lead_id": "l", "kind": kind, "at": NOW, **extra}
-        )
-
-    stream = [
-        fact(FactKind.CAPTURED, "l1:captured"),
-        fact(FactKind.CAPTURED, "l2:captured"),
-        fact(FactKind.QUALIFIED, "l1:qualified"),
-        fact(FactKind.WON, "deal-l1:won", amount=Decimal("12000.00"), currency="EUR"),
-    ]
-    async with tally_campaigns.test_context() as agent:
-        for each in [*stream, *stream]:  # everything delivered twice
-            await agent.put(key=b"expo", value=fact_record(each))
-    tally = campaign_performance.get("expo")
-    assert tally is not None
-    assert (tally.leads, tally.qualified, tally.deals_won, tally.revenue) == (
-        2,
-        1,
-        1,
-        {"EUR": Decimal("12000.00")},
-    )
-    assert sent.dead_letters == []
-
-
-async def test_a_fact_that_is_not_one_or_is_keyed_wrong_goes_to_the_dlq(sent: Sent) -> None:
-    good = CampaignFact(
-        fact_id="l1:captured", campaign_id="expo", lead_id="l1", kind=FactKind.CAPTURED, at=NOW
-    )
-    async with tally_campaigns.test_context() as agent:
-        await agent.put(key=b"expo", value=b'{"fact_id": "x"}')
-        await agent.put(key=b"other", value=fact_record(good))
-    assert campaign_performance.get("expo") is None
-    assert campaign_performance.get("other") is None
-    errors = [str(error) for _, error in sent.dead_letters]
-    assert len(errors) == 2
-    assert "campaign_id" in errors[0]
-    assert "key" in errors[1]
-
-
-async def test_from_captures_to_the_campaign_tally(facts: Facts) -> None:
-    """The commands' facts, fed to the tally, give the campaign's numbers."""
+async def test_from_captures_to_the_campaign_counts() -> None:
+    """The leads the agents stored, summed, give the campaign's numbers."""
     await captured("lead-6", "lead-7")
     async with close_the_loop.test_context() as agent:
         await agent.put(key=b"lead-6", value=deal_closed("lead-6", Outcome.WON))
         await agent.put(key=b"lead-7", value=deal_closed("lead-7", Outcome.LOST, LostReason.NO_BUDGET))
-    async with tally_campaigns.test_context() as agent:
-        for fact in facts:
-            await agent.put(key=fact.campaign_id.encode(), value=fact_record(fact))
-    tally = campaign_performance.get("expo")
-    assert tally is not None
-    assert (tally.leads, tally.qualified, tally.deals_won, tally.deals_lost) == (2, 2, 1, 1)
-    assert tally.revenue == {"EUR": Decimal("9000.00")}
+        await agent.put(key=b"lead-6", value=deal_closed("lead-6", Outcome.WON))  # delivered again
+    stored = [leads.get("lead-6"), leads.get("lead-7")]
+    assert None not in stored
+    counts = counts_over("expo", [lead for lead in stored if lead is not None])
+    assert (counts.leads, counts.qualified, counts.deals_won, counts.deals_lost) == (2, 2, 1, 1)
+    assert counts.revenue == {"EUR": Decimal("9000.00")}
+    assert counts.updated_at == NOW
 
 
 async def test_a_campaign_is_created_once_on_its_own_key(sent: Sent) -> None:

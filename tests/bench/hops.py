@@ -13,16 +13,17 @@ The hops, and the Kafka write that ends each (the last one a record causes):
   capacities (250 open deals in all) nearly every deal would wait in a desk's
   queue, which `--worker-env LEADFLOW_REPS_FILE=services/sales/config/reps.yaml`
   measures.
-- marketing: `deal.closed` -> campaign facts. The worker sends the deal's fact to
-  `leadflow-marketing-campaign-facts` (keyed by campaign) and stores the closed
-  lead in `leads`; the campaign's owner counts the fact into its tally. The end
-  is that write to `leadflow-marketing-campaign-performance-changelog`, one per
-  fact counted. The leads come from 12 campaigns, two on each partition, so every
-  worker keeps tallies. They are in `leads` before the worker starts: their
-  records, as the table stores them, are produced to its changelog, which the
-  worker restores.
+- marketing: `deal.closed` -> the lead closed. The worker stores the won lead in
+  its `leads` table and sends nothing else. The end is that write to
+  `leadflow-marketing-leads-changelog`, the first for the lead with
+  `"status": "won"`. Campaign performance writes nothing: each worker sums its
+  own leads in memory as they are written (once a report has asked for them; no
+  report does here). The leads come from 12 campaigns. They are in `leads`
+  before the worker starts: their records, as the table stores them (qualified),
+  are produced to its changelog, which the worker restores; so that changelog
+  holds a record per lead before the run, and gets another per record.
 The writes before the end are measured too ("stages"), each from the first
-record per lead (or per fact) in its topic.
+record per lead in its topic.
 
 For each worker count (`--workers`, default 1 and 2): a fresh broker of the
 bench's own (port 45092, its controller on 45093, home .cache/bench/hops-kafka,
@@ -37,7 +38,8 @@ the catalogue, so every total adds up). Then for each hop, on that input:
 2. the service's workers (ports 45000+, fresh data dirs, its normal app id and
    group, with the chart's defaults: RocksDB store, INFO JSON logs, static
    membership) consume the backlog.
-A run ends once the end's topic has a write per record (sales: two deal writes),
+A run ends once the end's topic has a write per record (sales: two deal writes;
+marketing: the lead restored, and the lead closed),
 and fails on a dead letter, an exited process or 90 s without output.
 
 The rate is records per second between the 10th and 90th percentile of the
@@ -322,25 +324,16 @@ def hops(records: int) -> dict[str, Hop]:
                 "leadflow-marketing-leads-changelog": ((lead.lead_id, lead.stored, []) for lead in leads),
                 topics.DEAL_CLOSED: ((lead.lead_id, lead.closed, HEADERS) for lead in leads),
             },
+            # The leads produced to the changelog above are qualified: not this stage's.
             (
-                Stage(
-                    "fact sent (campaign-facts)",
-                    "leadflow-marketing-campaign-facts",
-                    lambda record: str(_value(record)["fact_id"]),
-                ),
                 Stage(
                     "lead closed (leads changelog)",
                     "leadflow-marketing-leads-changelog",
                     lambda record: _key(record) if _value(record)["status"] == "won" else None,
                 ),
-                # Each write counts one new fact: every record is one unit.
-                Stage(
-                    "fact counted (campaign-performance changelog)",
-                    "leadflow-marketing-campaign-performance-changelog",
-                    lambda record: f"{record.partition}:{record.offset}",
-                ),
             ),
-            writes_per_record=1,
+            # The changelog's record of each lead produced before the run, and the closed one.
+            writes_per_record=2,
         ),
     }
 

@@ -18,11 +18,11 @@ from schemas.events import (
     Outcome,
     ScoreReason,
 )
+from schemas.money import Amount, Currency
 from services.marketing.domain import capture as captures
 from services.marketing.domain.activities import Activity, ActivityType
 from services.marketing.domain.campaigns import Campaign, Target
 from services.marketing.domain.capture import Capture
-from services.marketing.domain.performance import CampaignFact, FactKind
 from services.marketing.domain.qualification import Assessment, Prospect, Verdict, assess
 from services.marketing.domain.rules import RuleSet
 from services.runtime.errors import Conflict
@@ -63,12 +63,18 @@ class Lead(BaseModel):
     rules_version: str = ""
     activities: list[Activity] = Field(default_factory=list)
     captures: int = 1
+    # Captures of this person after the first, by the campaign they came through
+    # (a duplicate capture counts there; campaigns are few and staff-made).
+    recaptures: dict[str, int] = Field(default_factory=dict)
     captured_at: AwareDatetime
     updated_at: AwareDatetime
     qualified_at: AwareDatetime | None = None
     closed_at: AwareDatetime | None = None
     deal_id: str | None = None
     lost_reason: LostReason | None = None
+    # The won deal's amount: the lead's revenue for its campaign.
+    won_amount: Amount | None = None
+    won_currency: Currency | None = None
     # The target segment of the lead's campaign, as it was at capture (campaigns do
     # not change): fit is scored against it on this lead's partition, without
     # reading another partition's state.
@@ -94,14 +100,13 @@ class Lead(BaseModel):
 
 @dataclass(frozen=True)
 class Change:
-    """A lead after a step, what the step publishes, and what it tells campaign performance."""
+    """A lead after a step, and what the step publishes."""
 
     lead: Lead
     before: LeadStatus | None = None  # None: the lead is new
     created: LeadCreated | None = None
     qualified: LeadQualified | None = None
     duplicate: bool = False
-    facts: tuple[CampaignFact, ...] = ()
     # The command had been applied already; nothing changed and nothing is to be published.
     replayed: bool = False
 
@@ -129,26 +134,19 @@ def capture(
         if command_id in existing.applied_commands:
             return Change(lead=existing, before=existing.status, duplicate=True, replayed=True)
         # The same person again: engagement on the lead we have, not a second lead.
+        recaptures = dict(existing.recaptures)
+        if data.campaign_id is not None:
+            recaptures[data.campaign_id] = recaptures.get(data.campaign_id, 0) + 1
         engaged = existing.model_copy(
             update={
                 "captures": existing.captures + 1,
+                "recaptures": recaptures,
                 "intent": data.intent or existing.intent,
                 "consent": existing.consent or data.consent,
             }
         ).applied(command_id)
-        change = _engage(
-            existing, engaged, Activity(type=ActivityType.RECAPTURE, at=now), rules, now, command_id
-        )
-        again = _fact(
-            FactKind.DUPLICATE_CAPTURE, f"{command_id}:duplicate_capture", data.campaign_id, lead_id, now
-        )
-        return Change(
-            lead=change.lead,
-            before=existing.status,
-            qualified=change.qualified,
-            duplicate=True,
-            facts=(*again, *change.facts),
-        )
+        change = _engage(existing, engaged, Activity(type=ActivityType.RECAPTURE, at=now), rules, now)
+        return Change(lead=change.lead, before=existing.status, qualified=change.qualified, duplicate=True)
     lead = Lead(
         lead_id=lead_id,
         campaign_id=data.campaign_id,
@@ -173,19 +171,13 @@ def capture(
         captured_at=now,
     )
     lead, qualified = _reassess(lead, rules, now)
-    return Change(
-        lead=lead,
-        before=None,
-        created=created,
-        qualified=qualified,
-        facts=tuple(facts_between(None, lead, command_id, now)),
-    )
+    return Change(lead=lead, before=None, created=created, qualified=qualified)
 
 
 def record_activity(lead: Lead, activity: Activity, rules: RuleSet, now: datetime, command_id: str) -> Change:
     if command_id in lead.applied_commands:
         return Change(lead=lead, before=lead.status, replayed=True)
-    return _engage(lead, lead.applied(command_id), activity, rules, now, command_id)
+    return _engage(lead, lead.applied(command_id), activity, rules, now)
 
 
 def _engage(
@@ -194,7 +186,6 @@ def _engage(
     activity: Activity,
     rules: RuleSet,
     now: datetime,
-    cause: str,
 ) -> Change:
     activities = [*lead.activities, activity][-MAX_ACTIVITIES:]
     updates: dict[str, object] = {"activities": activities, "updated_at": now}
@@ -206,12 +197,7 @@ def _engage(
     if lead.status not in OPEN:
         return Change(lead=lead, before=before.status)
     lead, qualified = _reassess(lead, rules, now)
-    return Change(
-        lead=lead,
-        before=before.status,
-        qualified=qualified,
-        facts=tuple(facts_between(before, lead, cause, now)),
-    )
+    return Change(lead=lead, before=before.status, qualified=qualified)
 
 
 def _reassess(lead: Lead, rules: RuleSet, now: datetime) -> tuple[Lead, LeadQualified | None]:
@@ -266,58 +252,8 @@ def close_loop(lead: Lead, deal: DealClosed) -> Change:
             "lost_reason": deal.lost_reason,
             "closed_at": deal.closed_at,
             "updated_at": deal.closed_at,
+            "won_amount": deal.amount if deal.outcome is Outcome.WON else None,
+            "won_currency": deal.currency if deal.outcome is Outcome.WON else None,
         }
     )
-    outcome = _fact(
-        FactKind.WON if deal.outcome is Outcome.WON else FactKind.LOST,
-        f"{deal.deal_id}:{deal.outcome}",
-        lead.campaign_id,
-        lead.lead_id,
-        deal.closed_at,
-        amount=deal.amount if deal.outcome is Outcome.WON else None,
-        currency=deal.currency if deal.outcome is Outcome.WON else None,
-        lost_reason=deal.lost_reason,
-    )
-    transitions = facts_between(lead, closed, deal.deal_id, deal.closed_at)
-    return Change(lead=closed, before=lead.status, facts=(*outcome, *transitions))
-
-
-def facts_between(before: Lead | None, after: Lead, cause: str, at: datetime) -> list[CampaignFact]:
-    """What a lead's step means to its campaign's performance.
-
-    Facts that happen once in a lead's life take their id from the lead; changes
-    that may happen again (disqualified, reinstated) take it from their cause, a
-    command or a deal, which is delivered again with the same id."""
-    lead_id, campaign_id = after.lead_id, after.campaign_id
-    facts = []
-    if before is None:
-        facts += _fact(FactKind.CAPTURED, f"{lead_id}:captured", campaign_id, lead_id, at)
-    if after.qualified_at is not None and (before is None or before.qualified_at is None):
-        facts += _fact(FactKind.QUALIFIED, f"{lead_id}:qualified", campaign_id, lead_id, at)
-    was_out = before is not None and before.status is LeadStatus.DISQUALIFIED
-    is_out = after.status is LeadStatus.DISQUALIFIED
-    if is_out and not was_out:
-        facts += _fact(FactKind.DISQUALIFIED, f"{cause}:disqualified", campaign_id, lead_id, at)
-    if was_out and not is_out:
-        facts += _fact(FactKind.REINSTATED, f"{cause}:reinstated", campaign_id, lead_id, at)
-    return facts
-
-
-def _fact(
-    kind: FactKind, fact_id: str, campaign_id: str | None, lead_id: str, at: datetime, **extra: object
-) -> list[CampaignFact]:
-    """The fact, for a lead of a campaign; none for a lead captured without one."""
-    if campaign_id is None:
-        return []
-    return [
-        CampaignFact.model_validate(
-            {
-                "fact_id": fact_id,
-                "campaign_id": campaign_id,
-                "lead_id": lead_id,
-                "kind": kind,
-                "at": at,
-                **extra,
-            }
-        )
-    ]
+    return Change(lead=closed, before=lead.status)

@@ -21,24 +21,28 @@ What counts, as decided for Leadflow:
   Each is None where it is undefined (nothing to divide by).
 - Decimal throughout: money to cents and rates to 4 places, rounding half to even.
 
-Facts arrive at least once. Each carries an id derived from its cause (the lead
-for its capture and qualification, the command for a change of status, the deal
-for an outcome), and a tally remembers the ids it counted (the latest
-MAX_REMEMBERED; a redelivery comes within far fewer facts than that), so a fact
-delivered twice counts once.
+The counts are what the campaign's leads are now, not a stream of deltas: each
+lead contributes to its campaign (one lead, qualified once it was, disqualified
+while it is, its deal's outcome and won amount) and to the campaigns it was
+captured through again (duplicate captures). A worker keeps the sums of its own
+leads as they are written, and a read adds up every worker's sums. Counting a
+state instead of its changes is idempotent by construction: a redelivered event
+that changes no lead changes no count, however long after the first copy it comes,
+and there is no per-campaign value for every lead to rewrite.
 """
 
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from schemas.events import Channel, LostReason
+from schemas.events import Channel
 from schemas.money import Amount, Currency
 from services.marketing.domain.campaigns import Campaign
-
-MAX_REMEMBERED = 1000
+from services.marketing.domain.leads import Lead, LeadStatus
 
 CENTS = Decimal("0.01")
 RATE_PLACES = Decimal("0.0001")
@@ -49,38 +53,22 @@ Ratio = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["0.4400"]}),
 ]
 
-
-class FactKind(StrEnum):
-    CAPTURED = "captured"
-    DUPLICATE_CAPTURE = "duplicate_capture"
-    QUALIFIED = "qualified"
-    DISQUALIFIED = "disqualified"
-    # A disqualified lead that no longer is (it gave consent, say).
-    REINSTATED = "reinstated"
-    WON = "won"
-    LOST = "lost"
-
-
-class CampaignFact(BaseModel):
-    """Something that happened to one of a campaign's leads, keyed by campaign."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    fact_id: str = Field(min_length=1)
-    campaign_id: str = Field(min_length=1)
-    lead_id: str
-    kind: FactKind
-    at: AwareDatetime
-    # For a won deal: its amount in its currency.
-    amount: Amount | None = None
-    currency: Currency | None = None
-    lost_reason: LostReason | None = None
+COUNTED = (
+    "leads",
+    "duplicate_captures",
+    "qualified",
+    "disqualified",
+    "deals_won",
+    "deals_lost",
+    "not_a_real_lead",
+)
+REVENUE = "revenue"
 
 
-class Tally(BaseModel):
-    """A campaign's counts so far, and the facts it counted."""
+class CampaignCounts(BaseModel):
+    """A campaign's counts over some of its leads. Counts over different leads
+    (two workers' partitions) add up to the counts over both."""
 
-    campaign_id: str
     leads: int = 0
     duplicate_captures: int = 0
     qualified: int = 0
@@ -88,40 +76,82 @@ class Tally(BaseModel):
     deals_won: int = 0
     deals_lost: int = 0
     not_a_real_lead: int = 0
-    revenue: dict[str, Amount] = Field(default_factory=dict)
-    counted: list[str] = Field(default_factory=list)
+    revenue: dict[Currency, Amount] = Field(default_factory=dict)
+    # When one of these leads last changed.
     updated_at: AwareDatetime | None = None
 
-    def count(self, fact: CampaignFact) -> "Tally | None":
-        """This tally with `fact` counted, or None when it was counted already."""
-        if fact.fact_id in self.counted:
-            return None
-        update: dict[str, object] = {
-            "counted": [*self.counted, fact.fact_id][-MAX_REMEMBERED:],
-            "updated_at": fact.at,
-        }
-        match fact.kind:
-            case FactKind.CAPTURED:
-                update["leads"] = self.leads + 1
-            case FactKind.DUPLICATE_CAPTURE:
-                update["duplicate_captures"] = self.duplicate_captures + 1
-            case FactKind.QUALIFIED:
-                update["qualified"] = self.qualified + 1
-            case FactKind.DISQUALIFIED:
-                update["disqualified"] = self.disqualified + 1
-            case FactKind.REINSTATED:
-                update["disqualified"] = max(self.disqualified - 1, 0)
-            case FactKind.WON:
-                if fact.amount is None or fact.currency is None:
-                    raise ValueError(f"won fact {fact.fact_id} carries no amount and currency")
-                revenue = dict(self.revenue)
-                revenue[fact.currency] = revenue.get(fact.currency, Decimal(0)) + fact.amount
-                update |= {"deals_won": self.deals_won + 1, "revenue": revenue}
-            case FactKind.LOST:
-                update["deals_lost"] = self.deals_lost + 1
-                if fact.lost_reason is LostReason.NOT_A_REAL_LEAD:
-                    update["not_a_real_lead"] = self.not_a_real_lead + 1
-        return self.model_copy(update=update)
+    def __add__(self, other: "CampaignCounts") -> "CampaignCounts":
+        revenue = dict(self.revenue)
+        for currency, amount in other.revenue.items():
+            revenue[currency] = revenue.get(currency, Decimal(0)) + amount
+        times = [t for t in (self.updated_at, other.updated_at) if t is not None]
+        return CampaignCounts(
+            **{name: getattr(self, name) + getattr(other, name) for name in COUNTED},
+            revenue=revenue,
+            updated_at=max(times, default=None),
+        )
+
+
+def contribution(lead: Lead) -> dict[Hashable, int | Decimal]:
+    """What `lead` adds to campaign counts, keyed (campaign_id, count) and
+    (campaign_id, "revenue", currency)."""
+    adds: dict[Hashable, int | Decimal] = {}
+    for through, captures in lead.recaptures.items():
+        adds[(through, "duplicate_captures")] = captures
+    campaign_id = lead.campaign_id
+    if campaign_id is None:
+        return adds
+    adds[(campaign_id, "leads")] = 1
+    if lead.qualified_at is not None:
+        adds[(campaign_id, "qualified")] = 1
+    match lead.status:
+        case LeadStatus.DISQUALIFIED:
+            adds[(campaign_id, "disqualified")] = 1
+        case LeadStatus.WON:
+            adds[(campaign_id, "deals_won")] = 1
+            if lead.won_amount is not None and lead.won_currency is not None:
+                adds[(campaign_id, REVENUE, lead.won_currency)] = lead.won_amount
+        case LeadStatus.LOST:
+            adds[(campaign_id, "deals_lost")] = 1
+        case LeadStatus.RECYCLED:
+            adds[(campaign_id, "deals_lost")] = 1
+            adds[(campaign_id, "not_a_real_lead")] = 1
+    return adds
+
+
+def last_change(lead: Lead) -> dict[Hashable, datetime]:
+    """When `lead` last changed, for each campaign it counts in."""
+    campaigns: Iterable[str | None] = (lead.campaign_id, *lead.recaptures)
+    return {campaign_id: lead.updated_at for campaign_id in campaigns if campaign_id is not None}
+
+
+def counts_over(campaign_id: str, leads: Iterable[Lead]) -> CampaignCounts:
+    """A campaign's counts over `leads`, summed at once: what a worker's tally holds
+    for it, kept as leads are written, when `leads` are that worker's."""
+    totals: Counter[Hashable] = Counter()
+    latest: dict[Hashable, datetime] = {}
+    for lead in leads:
+        totals.update(contribution(lead))
+        for name, at in last_change(lead).items():
+            latest[name] = max(at, latest.get(name, at))
+    return counts_of(campaign_id, totals, latest)
+
+
+def counts_of(
+    campaign_id: str, totals: Mapping[Hashable, int | Decimal], latest: Mapping[Hashable, datetime]
+) -> CampaignCounts:
+    """One campaign's counts out of the sums of `contribution` and the latest `last_change`."""
+    counts: dict[str, int] = {}
+    revenue: dict[str, Decimal] = {}
+    for key, amount in totals.items():
+        match key:
+            case (str() as campaign, str() as name) if campaign == campaign_id:
+                counts[name] = int(amount)
+            case (str() as campaign, "revenue", str() as currency) if campaign == campaign_id:
+                revenue[currency] = Decimal(amount)
+    return CampaignCounts.model_validate(
+        {**counts, "revenue": revenue, "updated_at": latest.get(campaign_id)}
+    )
 
 
 class Money(BaseModel):
@@ -181,28 +211,27 @@ def roi(spend: Money, revenue: dict[str, Decimal]) -> tuple[Decimal | None, str 
     return ratio(earned - spend.amount, spend.amount), None
 
 
-def performance(campaign: Campaign, tally: Tally | None) -> Performance:
-    tally = tally or Tally(campaign_id=campaign.campaign_id)
+def performance(campaign: Campaign, counts: CampaignCounts) -> Performance:
     spend = Money(amount=campaign.budget.amount, currency=campaign.budget.currency)
-    campaign_roi, note = roi(spend, tally.revenue)
+    campaign_roi, note = roi(spend, counts.revenue)
     return Performance(
         campaign_id=campaign.campaign_id,
         name=campaign.name,
         channel=campaign.channel,
         spend=spend,
-        leads=tally.leads,
-        duplicate_captures=tally.duplicate_captures,
-        qualified=tally.qualified,
-        disqualified=tally.disqualified,
-        deals_won=tally.deals_won,
-        deals_lost=tally.deals_lost,
-        not_a_real_lead=tally.not_a_real_lead,
-        revenue=[Money(amount=a, currency=c) for c, a in sorted(tally.revenue.items())],
-        cost_per_lead=cost_per(spend, tally.leads),
-        cost_per_won_deal=cost_per(spend, tally.deals_won),
+        leads=counts.leads,
+        duplicate_captures=counts.duplicate_captures,
+        qualified=counts.qualified,
+        disqualified=counts.disqualified,
+        deals_won=counts.deals_won,
+        deals_lost=counts.deals_lost,
+        not_a_real_lead=counts.not_a_real_lead,
+        revenue=[Money(amount=a, currency=c) for c, a in sorted(counts.revenue.items())],
+        cost_per_lead=cost_per(spend, counts.leads),
+        cost_per_won_deal=cost_per(spend, counts.deals_won),
         roi=campaign_roi,
         roi_note=note,
-        lead_to_mql=ratio(tally.qualified, tally.leads),
-        mql_to_won=ratio(tally.deals_won, tally.qualified),
-        updated_at=tally.updated_at,
+        lead_to_mql=ratio(counts.qualified, counts.leads),
+        mql_to_won=ratio(counts.deals_won, counts.qualified),
+        updated_at=counts.updated_at,
     )

@@ -2,12 +2,12 @@
 the check that each one lands in `<topic>.dlq`, byte for byte, with the truth
 about where it came from.
 
-Each record starts from a valid one (an event, a command, a campaign fact, a
-desk request) and is broken one way: not JSON, not an object, a field of the
-wrong shape, a value of up to ~900 KB, a key that is not the subject, no key,
-an unknown type or version, nesting deeper than any parser allows, an empty or
-null value, invalid UTF-8, a wrong specversion, money as a float, forged dlq.*
-headers, a time that overflows when converted to UTC. A mutation that leaves a
+Each record starts from a valid one (an event, a command, a desk request) and
+is broken one way: not JSON, not an object, a field of the wrong shape, a value
+of up to ~900 KB, a key that is not the subject, no key, an unknown type or
+version, nesting deeper than any parser allows, an empty or null value, invalid
+UTF-8, a wrong specversion, money as a float, forged dlq.* headers, a time that
+overflows when converted to UTC. A mutation that leaves a
 record valid would be processed, not dead-lettered, so every mutation is one the
 consumer must refuse: `refusal` runs a record through the consumer's own models,
 and a test runs it over everything the generator makes.
@@ -41,7 +41,6 @@ from schemas.events import (
     ScoreReason,
 )
 from services.marketing.commands import MarketingCommand
-from services.marketing.domain.performance import CampaignFact
 from services.orders.commands import OrdersCommand
 from services.sales.commands import SalesCommand
 from services.sales.domain.assignment import DeskRequest
@@ -67,9 +66,9 @@ class Target:
 
     topic: str
     consumers: tuple[str, ...]
-    shape: str  # "event", "command", "fact" or "desk"
+    shape: str  # "event", "command" or "desk"
     valid: Callable[[random.Random], tuple[bytes | None, Json]]
-    # Where a valid record's key is checked against its content (events, facts).
+    # Where a valid record's key is checked against its content (events).
     keyed: bool
     # A path into the record holding a literal or enum, for values that cannot be right.
     literal: tuple[str, ...]
@@ -90,10 +89,6 @@ def targets() -> list[Target]:
         Target(
             f"{ids['marketing']}-commands", ("marketing",), "command", _marketing_command, keyed=False,
             literal=command, money=(("budget", "amount"),),
-        ),
-        Target(
-            f"{ids['marketing']}-campaign-facts", ("marketing",), "fact", _campaign_fact, keyed=True,
-            literal=command, money=(("amount",),),
         ),
         Target(
             f"{ids['sales']}-commands", ("sales",), "command", _sales_command, keyed=False, literal=command,
@@ -200,21 +195,6 @@ def _orders_command(rng: random.Random) -> tuple[bytes | None, Json]:
         "status": "confirmed",
     }
     return lead_id.encode(), command
-
-
-def _campaign_fact(rng: random.Random) -> tuple[bytes | None, Json]:
-    campaign_id = _lead_id(rng)
-    fact = {
-        "fact_id": _command_id(rng),
-        "campaign_id": campaign_id,
-        "lead_id": _lead_id(rng),
-        "kind": "won",
-        "at": _now().isoformat(),
-        "amount": "12000.00",
-        "currency": "EUR",
-        "lost_reason": None,
-    }
-    return campaign_id.encode(), fact
 
 
 def _desk_request(rng: random.Random) -> tuple[bytes | None, Json]:
@@ -384,7 +364,7 @@ def time_overflow(
     return key, _dump(record | {"time": "9999-12-31T23:59:59-14:00"})
 
 
-ANY = frozenset({"event", "command", "fact", "desk"})
+ANY = frozenset({"event", "command", "desk"})
 EVENTS = frozenset({"event"})
 
 # Each way to break a record, and the shapes of record it applies to (float money
@@ -410,9 +390,7 @@ BREAKERS: dict[str, tuple[Breaker, frozenset[str]]] = {
 # What the DLQ must say for kinds whose reason is certain.
 EXPECTED_ERROR = {
     ("event", "wrong_key"): "record key is not the event subject",
-    ("fact", "wrong_key"): "record key is not the fact's campaign_id",
     ("event", "null_key"): "record key is not the event subject",
-    ("fact", "null_key"): "record key is not the fact's campaign_id",
     ("event", "time_overflow"): "date value out of range",
 }
 
@@ -476,10 +454,6 @@ def refusal(target: Target, key: bytes | None, value: bytes | None) -> str | Non
             event = TypeAdapter(CloudEvent[model]).validate_json(raw)  # type: ignore[valid-type]
             if event.subject != (key or b"").decode(errors="replace"):
                 return "key is not the subject"
-        elif target.shape == "fact":
-            fact = CampaignFact.model_validate_json(raw)
-            if fact.campaign_id.encode() != key:
-                return "key is not the campaign_id"
         elif target.shape == "desk":
             TypeAdapter(DeskRequest).validate_json(raw)
         else:

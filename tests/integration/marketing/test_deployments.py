@@ -103,9 +103,9 @@ def _local_lead_ids(worker: Worker) -> set[str]:
     return {item["lead_id"] for item in list_all(f"{worker.url}/leads", headers={"x-leadflow-local": "1"})}
 
 
-def test_a_campaign_s_performance_is_one_tally_whichever_worker_is_asked(strict: list[Worker]) -> None:
+def test_a_campaign_s_performance_sums_both_workers_leads_whichever_is_asked(strict: list[Worker]) -> None:
     campaign_id = create_campaign(strict[0].url, "Two-worker expo", budget="900.00")
-    # Every worker holds every campaign (a global table), once it has caught up.
+    # Either worker finds the campaign (the one not holding it asks its owner).
     for worker in strict:
         eventually(partial(_knows_campaign, worker, campaign_id))
     # Leads of the campaign on both workers' partitions, captured through both.

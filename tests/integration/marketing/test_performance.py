@@ -25,7 +25,7 @@ EXAMPLE = ROOT / "services" / "marketing" / "examples" / "expo-2026.csv"
 
 
 def settles_at(url: str, campaign_id: str, expected: dict[str, Any]) -> dict[str, Any]:
-    """The campaign's performance once it shows `expected` (facts arrive asynchronously)."""
+    """The campaign's performance once it shows `expected` (deals close asynchronously)."""
 
     def matches() -> dict[str, Any] | None:
         found = performance(url, campaign_id)

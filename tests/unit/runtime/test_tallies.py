@@ -1,17 +1,21 @@
-"""Tallies: counts kept as a table is written, rebuilt when partitions move."""
+"""Tallies: counts kept as a table is written, rebuilt after every rebalance."""
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
+from services.runtime.cluster import Unavailable
 from services.runtime.tallies import Tally
 
 
 class Order(BaseModel):
     status: str
     total: Decimal = Decimal(0)
+    at: datetime = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 class FakeTable:
@@ -32,15 +36,20 @@ class FakeTable:
 
 
 class FakeCluster:
-    """The worker's active partitions, and its share of the table (here: all of it)."""
+    """The worker's rebalances, active partitions and its share of the table (here: all of it)."""
 
     def __init__(self) -> None:
         self.app = self
-        self.assignor = self
-        self.actives: set[Any] = {("orders", 0)}
+        self.rebalancing = False
+        self.rebalancing_count = 0
+        self.actives = frozenset({0})
         self.reads = 0
 
-    def assigned_actives(self) -> set[Any]:
+    def rebalance(self, actives: set[int]) -> None:
+        self.rebalancing_count += 1
+        self.actives = frozenset(actives)
+
+    def active_partitions(self, table: FakeTable) -> frozenset[int]:
         return self.actives
 
     def local_items(self, table: FakeTable) -> Iterator[tuple[str, Order]]:
@@ -69,10 +78,53 @@ def test_new_partitions_rebuild_the_counts_from_the_table_once() -> None:
     table["a"] = Order(status="created")
     counted.totals()
     table.entries["c"] = Order(status="cancelled")  # recovered from the changelog, not written
-    cluster.actives = {("orders", 0), ("orders", 1)}
+    cluster.rebalance({0, 1})
     assert counted.totals() == {"created": 1, "cancelled": 1}
     assert counted.totals() == {"created": 1, "cancelled": 1}
     assert cluster.reads == 2
+    assert counted.share().partitions == {0, 1}
+
+
+def test_the_same_partitions_back_after_a_rebalance_are_counted_again() -> None:
+    # A worker frozen past its session (a zombie) gets its partitions back after
+    # another worker wrote to them: the table was restored, not written through.
+    table, cluster, counted = tally()
+    table["a"] = Order(status="created")
+    counted.totals()
+    table.entries["a"] = Order(status="fulfilled")
+    cluster.rebalance({0})
+    assert counted.totals() == {"fulfilled": 1}
+
+
+def test_while_partitions_move_the_counts_are_not_rebuilt_nor_shared() -> None:
+    table, cluster, counted = tally()
+    table["a"] = Order(status="created")
+    counted.totals()
+    cluster.rebalance({0, 1})
+    cluster.rebalancing = True
+    table.entries["c"] = Order(status="cancelled")  # half recovered
+    assert counted.totals() == {"created": 1}  # the last ones built, for a metrics scrape
+    with pytest.raises(Unavailable):
+        counted.share()
+    cluster.rebalancing = False
+    assert counted.share().totals == {"created": 1, "cancelled": 1}
+
+
+def test_the_latest_time_per_name_is_kept_as_entries_are_written() -> None:
+    table, cluster = FakeTable(), FakeCluster()
+
+    def at(order: Order) -> dict[Any, datetime]:
+        return {order.status: order.at}
+
+    counted: Tally[Order] = Tally(cluster, table, lambda o: {o.status: 1}, latest=at)  # type: ignore[arg-type]
+    later = datetime(2026, 3, 2, tzinfo=UTC)
+    table["a"] = Order(status="created", at=later)
+    assert counted.share().latest == {"created": later}
+    table["b"] = Order(status="created")  # earlier: the latest stays
+    table["c"] = Order(status="confirmed")
+    assert counted.share().latest == {"created": later, "confirmed": datetime(2026, 3, 1, tzinfo=UTC)}
+    cluster.rebalance({0})
+    assert counted.share().latest == {"created": later, "confirmed": datetime(2026, 3, 1, tzinfo=UTC)}
 
 
 def test_amounts_are_summed_and_a_replaced_entry_takes_its_old_amount_away() -> None:
