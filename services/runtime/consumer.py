@@ -38,7 +38,7 @@ handled is the one thing that must not happen.
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import Any, cast
 
@@ -90,6 +90,12 @@ def uncommitted_stream_partitions(
 
 
 class _SeekingThread(AIOKafkaConsumerThread):
+    async def on_thread_stop(self) -> None:
+        await super().on_thread_stop()  # the consumer stopped, after its last commit
+        hand_over = cast(App, self.app).hand_over
+        if hand_over is not None:
+            await asyncio.to_thread(hand_over)
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
         return cast(Mapping[TP, int], await self.call_thread(self._seek_to_committed))
 
@@ -392,6 +398,10 @@ class _Transport(Transport):
 
 class App(faust.App):
     """faust.App whose consumer never commits past a record no stream handled."""
+
+    # Called once the consumer has stopped for good, after its last commit, to hand
+    # this worker's partitions to the others (membership.py); None: nothing to do.
+    hand_over: Callable[[], object] | None = None
 
     def _new_transport(self) -> _Transport:
         return _Transport(self.conf.broker_consumer, self)

@@ -10,6 +10,7 @@ import logging.config
 import ssl
 import sys
 import time
+from functools import partial
 from typing import Any
 
 import faust
@@ -31,6 +32,7 @@ from services.runtime.errors import DomainError
 from services.runtime.events import EventPublisher, event_topic
 from services.runtime.http_metrics import instrument_http
 from services.runtime.logs import logging_config
+from services.runtime.membership import hand_over
 from services.runtime.settings import ServiceSettings
 from services.runtime.topics import TopicSpec, ensure_topics
 
@@ -74,6 +76,7 @@ class ServiceRuntime:
             key_serializer="raw",
         )
         self.app.monitor = _monitor()
+        self.app.hand_over = partial(hand_over, settings)
         self.dead_letters = DeadLetters(self.app, settings.service)
         self.publisher = EventPublisher(self.app, settings.source, settings.id_namespace)
         self.cluster = Cluster(self.app, settings.url, settings.command_timeout_seconds)

@@ -29,12 +29,13 @@ class PartitionMismatch(Exception):
     pass
 
 
-def admin_client(settings: ServiceSettings) -> KafkaAdminClient:
+def admin_client(settings: ServiceSettings, *, timeout_ms: int = 30000) -> KafkaAdminClient:
     options: dict[str, object] = {
         "bootstrap_servers": settings.kafka_bootstrap.split(","),
         "client_id": f"{settings.app_id}-admin",
         "security_protocol": settings.kafka_security_protocol,
-        "request_timeout_ms": 30000,
+        "request_timeout_ms": timeout_ms,
+        "bootstrap_timeout_ms": timeout_ms,
     }
     if settings.kafka_security_protocol.startswith("SASL"):
         options |= {
