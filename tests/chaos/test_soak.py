@@ -7,11 +7,15 @@ W = "sales-0"
 
 def sample(at_s: float, captured: int, rss: float, records: int, wal: float = 0.0) -> Sample:
     return Sample(
-        at_s, "load", captured, captured, load1=0.0, rss_mib={W: rss}, records={W: records}, wal_mib={W: wal}
+        *(at_s, "load", captured, captured),
+        load1=0.0,
+        rss_mib={W: rss},
+        records={W: records},
+        wal_peak_mib={W: wal},
     )
 
 
-IDLE = Sample(0.0, "idle", 0, 0, load1=0.0, rss_mib={W: 100.0}, records={W: 0}, wal_mib={W: 0.0})
+IDLE = sample(0, 0, 100.0, 0)
 
 
 def test_in_memory_the_records_explain_a_steady_cost_each() -> None:
