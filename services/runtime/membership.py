@@ -8,7 +8,12 @@ rejoins at once. With other workers in the group it is not: its partitions would
 wait for its restart, or for the session timeout if it is gone for good (a
 scale-down). So a worker that stops cleanly, after its last commit, removes its
 own static membership when other members remain, and they take its partitions
-now (from their standby replicas). Its restart joins again as a new member.
+now from their standby replicas. Its restart joins again as a new member.
+
+Without standby replicas it stays: the others would have to replay those
+partitions' changelogs from the start (tens of seconds at 200,000 leads), longer
+than the restart takes to catch up on its own volume (see the README's
+operations section).
 """
 
 import logging
@@ -36,6 +41,8 @@ def hand_over(settings: ServiceSettings) -> bool:
     """Leave the group if other members remain; whether this worker left."""
     if settings.instance_id is None:
         return False  # a dynamic member left when its consumer stopped
+    if settings.standby_replicas == 0:
+        return False  # nobody holds a warm copy of its partitions
     group = settings.app_id
     try:
         admin = admin_client(settings, timeout_ms=TIMEOUT_MS)

@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 from kafka import KafkaAdminClient
 
-from services.runtime.membership import others_in_group
 from tests.integration.orders.test_one_order_per_won_deal import deal_closed, publish
 from tests.system import BOOTSTRAP, PORT_BASE, Broker, Worker, eventually
 
@@ -72,10 +71,3 @@ def test_a_stopped_worker_s_partitions_go_to_the_one_that_remains(broker: Broker
     finally:
         goes.stop()
         stays.stop()
-
-
-def test_only_other_members_count() -> None:
-    described = {"members": [{"group_instance_id": "orders-0"}, {"group_instance_id": "orders-1"}]}
-    assert others_in_group(described, "orders-1") == 1
-    assert others_in_group({"members": [{"group_instance_id": "orders-1"}]}, "orders-1") == 0
-    assert others_in_group({"members": []}, "orders-1") == 0
