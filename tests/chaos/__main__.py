@@ -28,6 +28,7 @@ from tests.chaos.check import Truth, check
 from tests.chaos.faults import Injector, crash, plan
 from tests.chaos.load import Client, Load, NotAcknowledged, campaign_body, plan_leads
 from tests.chaos.observe import Records, observe, read_records, wait_drained
+from tests.chaos.probe import Probe, assess, topic_partitions
 from tests.chaos.supervisor import SERVICES, RunBroker, SupervisedWorker, Supervisor, web_port
 from tests.system import ROOT
 
@@ -51,13 +52,19 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     add("--rolling", action=argparse.BooleanOptionalAction, default=True, help="SIGTERM restarts")
     add("--session-timeout", type=float, default=None, help="LEADFLOW_SESSION_TIMEOUT_SECONDS")
     add("--store", default=None, help="LEADFLOW_STORE, e.g. rocksdb://")
+    add(
+        "--standby-replicas",
+        type=int,
+        default=None,
+        help="LEADFLOW_STANDBY_REPLICAS (default as the chart: 1, which matters with 2+ workers)",
+    )
     add("--kafka-port", type=int, default=int(os.environ.get("LEADFLOW_CHAOS_KAFKA_PORT", "29092")))
     add("--port-base", type=int, default=int(os.environ.get("LEADFLOW_CHAOS_PORT_BASE", "28000")))
     add("--request-timeout", type=float, default=10.0, help="seconds a client waits for one try")
     add("--patience", type=float, default=300.0, help="seconds a client retries one write")
     add("--quiet-seconds", type=float, default=10.0, help="drained: no new records this long")
     add("--drain-timeout", type=float, default=300.0)
-    add("--check-targets", action="store_true", help="fail when a restart misses issue #17's targets")
+    add("--check-targets", action="store_true", help="fail when a fault misses issue #17's targets")
     args = parser.parse_args(argv)
     session = args.session_timeout or 10.0  # the runtime's default
     if 0 < args.zombie_seconds <= session:
@@ -82,6 +89,9 @@ def worker_env(args: argparse.Namespace, broker: RunBroker, name: str, port: int
         env["LEADFLOW_SESSION_TIMEOUT_SECONDS"] = str(args.session_timeout)
     if args.store is not None:
         env["LEADFLOW_STORE"] = args.store
+    # As deployed: warm copies of the other workers' partitions, which a worker
+    # stopped cleanly hands its partitions to (services/runtime/membership.py).
+    env["LEADFLOW_STANDBY_REPLICAS"] = str(1 if args.standby_replicas is None else args.standby_replicas)
     return env
 
 
@@ -116,23 +126,29 @@ async def drive(
             rolling=args.rolling,
         )
         load_running = threading.Event()
+        probe = Probe(urls, topic_partitions(), args.seed)
         injector = Injector(
             supervisor, broker, schedule, random.Random(args.seed + 1), args.zombie_seconds, load_running
         )
         planned = ", ".join(f"{p.kind} {p.service or ''} at {p.at:.0f}s" for p in schedule)
         console.log(f"load: {args.leads} leads at {args.rate}/s; faults: {planned}")
+        console.log(f"probe: {probe.partitions} partitions a service, keys {', '.join(probe.keys)}")
         origin = time.monotonic()
-        load_running.set()
-        injector.start(origin)
-        await load.run(origin)
-        load_running.clear()
-        load_ended = time.monotonic()
-        console.log("load done; waiting for the last faults")
-        await asyncio.to_thread(injector.join)
-        console.log("waiting for the pipeline to drain")
-        drain = await asyncio.to_thread(
-            wait_drained, broker.bootstrap, quiet=args.quiet_seconds, timeout=args.drain_timeout
-        )
+        probe.start()
+        try:
+            load_running.set()
+            injector.start(origin)
+            await load.run(origin)
+            load_running.clear()
+            load_ended = time.monotonic()
+            console.log("load done; waiting for the last faults")
+            await asyncio.to_thread(injector.join)
+            console.log("waiting for the pipeline to drain")
+            drain = await asyncio.to_thread(
+                wait_drained, broker.bootstrap, quiet=args.quiet_seconds, timeout=args.drain_timeout
+            )
+        finally:
+            await asyncio.to_thread(probe.stop)
         records: Records = await asyncio.to_thread(read_records, broker.bootstrap)
         verdict = check(truth, await observe(client, truth, records))
 
@@ -141,15 +157,19 @@ async def drive(
         for name, restart in supervisor.crashes
     ]
     injected = injector.faults
+    faults = sorted([*injected, *crashes], key=lambda f: f.at)
+    assess(faults, probe.samples)
+    probe_summary = probe.summary(origin)
     report.render(
         console,
         verdict=verdict,
-        faults=sorted([*injected, *crashes], key=lambda f: f.at),
+        faults=faults,
         origin=origin,
         waits=load.waits,
         retries=client.retries,
         drain=drain,
         problems=load.problems,
+        probe=probe_summary,
     )
     missed = [f for f in injected if f.missed_target]
     failures = list(verdict.failures)
@@ -157,8 +177,10 @@ async def drive(
         failures.append(f"{len(load.problems)} writes not acknowledged")
     if injector.error is not None:
         failures.append(f"fault injector failed: {injector.error!r}")
+    if probe.error is not None:
+        failures.append(f"partition probe failed: {probe.error!r}")
     if args.check_targets and missed:
-        failures.append(f"{len(missed)} restarts missed their ready target")
+        failures.append(f"{len(missed)} faults missed their target")
     passed = verdict.ok and not failures
     result = {
         "passed": passed,
@@ -169,6 +191,7 @@ async def drive(
         "faults": report.fault_rows(injected, origin),
         "crashes": report.fault_rows(crashes, origin),
         "missed_targets": len(missed),
+        "probe": probe_summary,
         "waits": report.waits_summary(load.waits),
         "retries": dict(client.retries),
         "problems": load.problems,

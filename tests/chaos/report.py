@@ -43,6 +43,7 @@ def fault_rows(faults: list[Fault], origin: float) -> list[dict[str, Any]]:
         row["at"] = round(fault.at - origin, 3)
         row["down_s"] = None if fault.down_s is None else round(fault.down_s, 3)
         row["target_s"] = fault.target_s
+        row["judged"] = fault.judged
         row["missed_target"] = fault.missed_target
         rows.append(row)
     return rows
@@ -50,6 +51,27 @@ def fault_rows(faults: list[Fault], origin: float) -> list[dict[str, Any]]:
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def _judged(fault: Fault, figure: str, value: float | None) -> str:
+    """The figure; in red when it is the one the fault's target bounds and missed it."""
+    shown = _seconds(value)
+    return f"[red]{shown}[/red]" if fault.judged == figure and fault.missed_target else shown
+
+
+def _target(fault: Fault) -> str:
+    if fault.target_s is None or fault.judged is None:
+        return "-"
+    return f"{fault.judged.removesuffix('_s')} {fault.target_s:.1f}"
+
+
+def _probe_line(probe: dict[str, Any]) -> str:
+    parts = []
+    for service, s in probe["services"].items():
+        failures = ", ".join(f"{what} x{n}" for what, n in s["failures"].items()) or "-"
+        longest = _seconds(s["longest_unserved_s"])
+        parts.append(f"{service} {s['unserved_reads']}/{s['reads']} (longest {longest}s; {failures})")
+    return "; ".join(parts)
 
 
 def render(
@@ -62,16 +84,21 @@ def render(
     retries: Counter[str],
     drain: Drain,
     problems: list[str],
+    probe: dict[str, Any] | None = None,
 ) -> None:
     table = Table(
         title="Faults, in s: at = since the load started; stop = signal to exit; back = fault to a "
-        "running process; ready = from that (re)start to /readyz 200; down = fault to ready"
+        "running process; ready = from that (re)start to /readyz 200; down = fault to ready; "
+        "unserved = longest any partition of the service(s) hit had no worker serving it, "
+        "from the fault until 60 s after or the service's next fault; goal = issue #17's target"
     )
-    columns = ("at", "fault", "target", "under load", "stop", "back", "ready", "ready target", "down", "note")
+    columns = (
+        *("at", "fault", "target", "under load", "stop", "back", "ready", "down", "unserved"),
+        *("partition", "goal", "note"),
+    )
     for column in columns:
         table.add_column(column)
     for fault in faults:
-        ready = _seconds(fault.ready_s)
         table.add_row(
             f"{fault.at - origin:.1f}",
             fault.kind,
@@ -79,13 +106,16 @@ def render(
             "yes" if fault.under_load else "no",
             _seconds(fault.stop_s),
             _seconds(fault.back_s),
-            f"[red]{ready}[/red]" if fault.missed_target else ready,
-            _seconds(fault.target_s),
+            _judged(fault, "ready_s", fault.ready_s),
             _seconds(fault.down_s),
+            _judged(fault, "unserved_s", fault.unserved_s),
+            fault.unserved_partition or "-",
+            _target(fault),
             fault.note.strip(),
         )
     console.print(table)
-
+    if probe is not None:
+        console.print("partition probe, reads no worker served: " + _probe_line(probe))
     table = Table(title="Client waits, first try to acknowledgement (s)")
     for column in ("write", "n", "p50", "p99", "max"):
         table.add_column(column)
