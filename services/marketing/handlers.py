@@ -44,14 +44,16 @@ def refuse_bad_capture(data: Capture, campaign: Campaign | None) -> None:
 
 async def capture_lead(command: CaptureLead) -> Change:
     data = command.capture
-    refuse_bad_capture(data, command.campaign)
+    # The rules are checked again here (CaptureRefused), unless the command was applied already.
     change = lead_flow.capture(
         leads.get(command.lead_id), command.lead_id, data, command.campaign, rules, now(), command.command_id
     )
     await _apply(change)
+    if change.replayed:
+        return change
     if change.created is not None:
         metrics.LEADS_CAPTURED.labels(channel=data.channel, campaign_id=data.campaign_id or "none").inc()
-    elif not change.replayed:
+    else:
         metrics.DUPLICATES.labels(channel=data.channel).inc()
     return change
 
@@ -69,8 +71,8 @@ async def record_activity(command: RecordActivity) -> Change:
 
 
 async def _apply(change: Change) -> None:
-    if change.replayed:
-        return
+    """Publish what the change announces, then store the lead (unless replayed:
+    then it only announces again, see domain/leads.py `replay`)."""
     lead = change.lead
     # Publish before storing: if the worker dies in between, the command is
     # delivered again and republishes rather than losing the event.
@@ -82,6 +84,8 @@ async def _apply(change: Change) -> None:
         await runtime.publisher.publish(
             change.qualified, subject=lead.lead_id, at=change.qualified.qualified_at, once_per=lead.lead_id
         )
+    if change.replayed:
+        return
     leads[lead.lead_id] = lead
     _count_decision(change)
 

@@ -62,11 +62,19 @@ class Cluster:
     def is_self(self, url: URL) -> bool:
         return (url.host, url.port) == (self.own_url.host, self.own_url.port)
 
-    def owner(self, table: ModelTable[Any], key: str) -> URL:
+    def check_serving(self) -> None:
+        """Raise Unavailable unless this worker's tables can answer for its partitions."""
         if self.app.rebalancing:
             # Partitions are moving and tables recovering: an answer now could be a
             # false "not found" from a half-restored table.
             raise Unavailable("partitions are being reassigned; retry")
+        if self.app.should_stop:
+            # Stopping (SIGTERM): its HTTP server still finishes what it has, but
+            # its partitions are about to go to another worker; don't answer for them.
+            raise Unavailable("the worker is stopping; retry")
+
+    def owner(self, table: ModelTable[Any], key: str) -> URL:
+        self.check_serving()
         try:
             return self.app.router.key_store(table.name, key)
         except KeyError as unassigned:
@@ -153,6 +161,7 @@ class Cluster:
         """A page of the list `request` asks for: this worker's entries and every other
         worker's answer to the same request, merged in key order. `item` renders an
         entry or leaves it out; `key_field` names the table key in a rendered item."""
+        self.check_serving()
         pages = [local_page(self.local_keys(table), table.get, item, query)]
         for body in await self._from_peers(request, table):
             pages.append(([(i[key_field], i) for i in body["items"]], body["next_cursor"] is not None))

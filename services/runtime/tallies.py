@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from services.runtime.cluster import Cluster, Unavailable
+from services.runtime.cluster import Cluster
 from services.runtime.tables import ModelTable
 
 M = TypeVar("M", bound=BaseModel)
@@ -64,16 +64,17 @@ class Tally(Generic[M]):
         return self._totals
 
     def share(self) -> Share:
-        """The totals with the partitions they cover; Unavailable while partitions move."""
-        if not self._build():
-            raise Unavailable("partitions are being reassigned; retry")
+        """The totals with the partitions they cover; Unavailable while partitions
+        move or the worker stops."""
+        self._cluster.check_serving()
+        self._build()
         return Share(self._partitions, self._totals, self._latest)
 
-    def _build(self) -> bool:
-        """Rebuild if a rebalance ended since the last build; False while one is under way."""
+    def _build(self) -> None:
+        """Rebuild if a rebalance ended since the last build; not while one is under way."""
         app = self._cluster.app
         if app.rebalancing:
-            return False
+            return
         if self._built_after != app.rebalancing_count:
             self._totals, self._latest = Counter(), {}
             self._partitions = self._cluster.active_partitions(self._table)
@@ -81,7 +82,6 @@ class Tally(Generic[M]):
                 self._totals.update(self._contributes(value))
                 self._keep_latest(value)
             self._built_after = app.rebalancing_count
-        return True
 
     def _keep_latest(self, value: M) -> None:
         if self._times is None:

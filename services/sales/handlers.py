@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.envelope import CloudEvent
-from schemas.events import LeadQualified, Outcome
+from schemas.events import DealClosed, LeadQualified, Outcome
 from services.runtime.errors import NotFound
 from services.runtime.tallies import Tally
 from services.sales import metrics, topics
@@ -98,21 +98,36 @@ async def record_contact(command: RecordContact) -> Deal:
 
 async def close_deal(command: CloseDeal) -> Deal:
     deal = _deal(command.lead_id)
-    now = clock.now()
+    if deal.is_closed:
+        # Closed already. The close may have been stored while its deal.closed and
+        # the desk's release were still in the producer's buffer when the worker
+        # died: other partitions, nothing sends them before the changelog write.
+        # The command comes again; send both again, identical, then refuse.
+        await _announce(deal, pipeline.closed_event(deal))
     closed, event = pipeline.close(
-        deal, command.outcome, lines=command.lines, lost_reason=command.lost_reason, catalog=catalog, now=now
+        deal,
+        command.outcome,
+        lines=command.lines,
+        lost_reason=command.lost_reason,
+        catalog=catalog,
+        now=clock.now(),
     )
-    # Publish and release before storing: a crash in between redelivers the
-    # command, which publishes again rather than never (the desk releases once).
-    await runtime.publisher.publish(event, subject=closed.lead_id, at=event.closed_at, once_per=event.deal_id)
-    # To the desk of the deal's country, the one that placed it (unless the roster regrouped).
-    key = roster.desk_key(closed.company.country)
-    await _to_desk(ReleaseDeal(desk=key, lead_id=closed.lead_id, outcome=event.outcome, at=now))
+    # Announced before stored: a crash in between redelivers the command, which
+    # then closes and announces again rather than never.
+    await _announce(closed, event)
     _save(deal, closed)
     metrics.DEALS_CLOSED.labels(outcome=event.outcome, lost_reason=event.lost_reason or "none").inc()
     if event.outcome is Outcome.WON:
         metrics.WON_VALUE.labels(currency=event.currency).inc(float(event.amount))
     return closed
+
+
+async def _announce(closed: Deal, event: DealClosed) -> None:
+    """deal.closed out, and the release to the desk of the deal's country (the one
+    that placed it, unless the roster regrouped), which releases once."""
+    await runtime.publisher.publish(event, subject=closed.lead_id, at=event.closed_at, once_per=event.deal_id)
+    key = roster.desk_key(closed.company.country)
+    await _to_desk(ReleaseDeal(desk=key, lead_id=closed.lead_id, outcome=event.outcome, at=event.closed_at))
 
 
 async def handle(command: Any) -> Any:

@@ -222,6 +222,32 @@ async def test_closing_publishes_one_deal_closed_and_hands_the_slot_to_the_queue
     assert queued_leads(DE_DESK) == []
 
 
+async def test_a_close_stored_but_not_announced_is_announced_again_when_it_comes_back(
+    sent: Sent, wire: Wire
+) -> None:
+    # Seen under chaos (a SIGKILL just after the 200): the closed deal reached its
+    # changelog, its deal.closed and the desk's release died in the producer's
+    # buffer, and the redelivered command found the deal closed and said only 409.
+    await open_and_assign(wire, "lead-1")
+    close = CloseDeal(
+        lead_id="lead-1", outcome="won", lines=[OrderedLine(sku="LF-CORE", quantity=1)], lost_reason=None
+    )
+    await command(close)
+    [first] = sent.of_type("deal.closed")
+    [release] = wire.take_requests()
+    sent.events.clear()  # lost with the worker
+
+    await command(close)  # redelivered: nothing committed its offset
+    [again] = sent.of_type("deal.closed")
+    assert again == first  # the same content, published under the same once_per id
+    assert wire.requests == [release]
+    assert sent.dead_letters == []  # refused to a caller as a conflict, not dead-lettered
+    await through_desk(wire)
+    book = desk.get(DE_DESK)
+    assert book is not None
+    assert (book.won, book.load("rep-de-1").open) == (1, 0)  # released once
+
+
 async def test_a_deal_closed_while_queued_is_skipped_when_a_slot_frees(wire: Wire) -> None:
     await open_and_assign(wire, "lead-1", "lead-2", "lead-3", "lead-4")
     for lead_id in ("lead-3", "lead-1"):

@@ -81,6 +81,8 @@ class Lead(BaseModel):
     campaign_target: Target | None = None
     # The latest commands applied to this lead: a redelivered one changes nothing.
     applied_commands: list[str] = Field(default_factory=list)
+    # The capture command that created the lead: its redelivery announces it again.
+    captured_by: str | None = None
 
     def applied(self, command_id: str) -> "Lead":
         return self.model_copy(
@@ -107,7 +109,8 @@ class Change:
     created: LeadCreated | None = None
     qualified: LeadQualified | None = None
     duplicate: bool = False
-    # The command had been applied already; nothing changed and nothing is to be published.
+    # The command had been applied already: nothing changed. `created` and
+    # `qualified` then repeat what it announced, identical (see `replay`).
     replayed: bool = False
 
     @property
@@ -129,10 +132,10 @@ def capture(
     `campaign` is the one the capture names (None: none, or none by that id). A
     lead stays with the campaign of its first capture. Refused as a whole
     (CaptureRefused) before anything changes when it cannot be accepted."""
+    if existing is not None and command_id in existing.applied_commands:
+        return replay(existing, command_id, data)  # whatever the rules say now
     captures.check(data, campaign, rules)
     if existing is not None:
-        if command_id in existing.applied_commands:
-            return Change(lead=existing, before=existing.status, duplicate=True, replayed=True)
         # The same person again: engagement on the lead we have, not a second lead.
         recaptures = dict(existing.recaptures)
         if data.campaign_id is not None:
@@ -159,24 +162,16 @@ def capture(
         captured_at=now,
         updated_at=now,
         campaign_target=campaign.target if campaign else None,
+        captured_by=command_id,
     ).applied(command_id)
-    created = LeadCreated(
-        lead_id=lead_id,
-        campaign_id=data.campaign_id,
-        channel=data.channel,
-        contact=data.contact,
-        company=data.company,
-        consent=data.consent,
-        intent=data.intent,
-        captured_at=now,
-    )
+    created = created_event(lead_id, data, now)
     lead, qualified = _reassess(lead, rules, now)
     return Change(lead=lead, before=None, created=created, qualified=qualified)
 
 
 def record_activity(lead: Lead, activity: Activity, rules: RuleSet, now: datetime, command_id: str) -> Change:
     if command_id in lead.applied_commands:
-        return Change(lead=lead, before=lead.status, replayed=True)
+        return replay(lead, command_id)
     return _engage(lead, lead.applied(command_id), activity, rules, now)
 
 
@@ -221,7 +216,28 @@ def _reassess(lead: Lead, rules: RuleSet, now: datetime) -> tuple[Lead, LeadQual
         return lead, None
     # Qualified once (QUALIFIED is not OPEN, so never reassessed): the handover to sales.
     lead = lead.model_copy(update={"qualified_at": now})
-    return lead, LeadQualified(
+    return lead, qualified_event(lead)
+
+
+def created_event(lead_id: str, data: Capture, captured_at: datetime) -> LeadCreated:
+    return LeadCreated(
+        lead_id=lead_id,
+        campaign_id=data.campaign_id,
+        channel=data.channel,
+        contact=data.contact,
+        company=data.company,
+        consent=data.consent,
+        intent=data.intent,
+        captured_at=captured_at,
+    )
+
+
+def qualified_event(lead: Lead) -> LeadQualified:
+    """The handover of a qualified lead, from the lead as stored: a qualified lead
+    is never assessed again, so its score, reasons and contact stay what they were."""
+    if lead.qualified_at is None:
+        raise ValueError(f"lead {lead.lead_id} is not qualified")
+    return LeadQualified(
         lead_id=lead.lead_id,
         campaign_id=lead.campaign_id,
         score=lead.score,
@@ -229,7 +245,28 @@ def _reassess(lead: Lead, rules: RuleSet, now: datetime) -> tuple[Lead, LeadQual
         reasons=lead.reasons,
         contact=lead.contact,
         company=lead.company,
-        qualified_at=now,
+        qualified_at=lead.qualified_at,
+    )
+
+
+def replay(lead: Lead, command_id: str, data: Capture | None = None) -> Change:
+    """A command applied already, delivered again: nothing changes, and what it may
+    have announced is announced again, identical. Its events may have died in the
+    producer's buffer with the worker while the lead reached its changelog, and
+    nothing else would ever send them. The capture that created the lead repeats
+    lead.created (from its own data, as the first time); any command of a
+    qualified lead repeats lead.qualified. Subscribers drop the copies by id."""
+    created = None
+    if data is not None and lead.captured_by == command_id:
+        created = created_event(lead.lead_id, data, lead.captured_at)
+    qualified = None if lead.qualified_at is None else qualified_event(lead)
+    return Change(
+        lead=lead,
+        before=lead.status,
+        created=created,
+        qualified=qualified,
+        duplicate=data is not None and created is None,
+        replayed=True,
     )
 
 

@@ -292,19 +292,27 @@ def close(
             "closed_at": now,
         }
     )
-    event = DealClosed(
+    event = closed_event(closed)
+    return closed, event
+
+
+def closed_event(deal: Deal) -> DealClosed:
+    """The deal.closed a closed deal announced, made from the deal as stored: the
+    same content every time, so announcing it again repeats the first."""
+    if not deal.is_closed or deal.closed_at is None or deal.amount is None or deal.currency is None:
+        raise ValueError(f"deal {deal.deal_id} is not closed")
+    return DealClosed(
         deal_id=deal.deal_id,
         lead_id=deal.lead_id,
         campaign_id=deal.campaign_id,
-        outcome=outcome,
-        lost_reason=reason,
+        outcome=Outcome.WON if deal.stage is Stage.WON else Outcome.LOST,
+        lost_reason=deal.lost_reason,
         owner=deal.owner,
         customer=Customer(company=deal.company, contact=deal.contact),
-        lines=[line.as_event_line() for line in sold.lines],
-        amount=sold.amount,
-        currency=sold.currency,
+        lines=[line.as_event_line() for line in deal.lines],
+        amount=deal.amount,
+        currency=deal.currency,
         opened_at=deal.opened_at,
-        first_contact_at=closed.first_contact_at,
-        closed_at=now,
+        first_contact_at=deal.first_contact_at,
+        closed_at=deal.closed_at,
     )
-    return closed, event

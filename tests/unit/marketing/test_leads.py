@@ -126,18 +126,21 @@ def test_the_lead_keeps_scoring_against_its_first_campaign_s_target(rules: RuleS
     assert click.lead.score == again.lead.score + 5
 
 
-def test_a_command_delivered_again_changes_nothing(rules: RuleSet) -> None:
-    lead = capture(None, LEAD, a_capture(), EXPO, rules, NOW, "cmd-1").lead
-    again = capture(lead, LEAD, a_capture(), EXPO, rules, NOW, "cmd-1")
+def test_a_command_delivered_again_changes_nothing_and_announces_the_same_again(rules: RuleSet) -> None:
+    # Its events may have died in the producer's buffer while the lead was stored.
+    first = capture(None, LEAD, a_capture(), EXPO, rules, NOW, "cmd-1")
+    lead = first.lead
+    again = capture(lead, LEAD, a_capture(), EXPO, rules, NOW + timedelta(hours=1), "cmd-1")
     assert again.replayed
     assert again.lead == lead
-    assert (again.created, again.qualified) == (None, None)
+    assert (again.created, again.qualified) == (first.created, None)  # identical, captured_at too
     assert again.lead.recaptures == {}
     assert again.lead.captures == 1
     click = Activity(type=ActivityType.EMAIL_CLICK, at=NOW)
     once = record_activity(lead, click, rules, NOW, "cmd-9").lead
     twice = record_activity(once, click, rules, NOW, "cmd-9")
     assert twice.replayed
+    assert twice.created is None  # only the capture that created the lead announces it
     assert twice.lead.activities == once.activities
 
 
@@ -287,3 +290,22 @@ def test_a_lead_without_a_campaign_contributes_only_its_recaptures(rules: RuleSe
     assert contribution(lead) == {("expo", "duplicate_captures"): 1}
     won = close_loop(lead, deal(Outcome.WON)).lead
     assert contribution(won) == {("expo", "duplicate_captures"): 1}
+
+
+def test_a_qualified_lead_s_handover_is_announced_again_identical_by_any_command_delivered_again(
+    rules: RuleSet,
+) -> None:
+    data = a_capture(intent=Intent.DEMO_REQUEST)
+    first = capture(None, LEAD, data, EXPO, rules, NOW, "cmd-1")
+    assert first.qualified is not None
+    later = NOW + timedelta(days=2)
+    engaged = record_activity(
+        first.lead, Activity(type=ActivityType.PAGE_VIEW, at=later), rules, later, "cmd-2"
+    )
+    again = record_activity(
+        engaged.lead, Activity(type=ActivityType.PAGE_VIEW, at=later), rules, later, "cmd-2"
+    )
+    assert again.replayed
+    assert again.qualified == first.qualified
+    recaptured = capture(engaged.lead, LEAD, data, EXPO, rules, later, "cmd-1")  # the same command
+    assert (recaptured.created, recaptured.qualified) == (first.created, first.qualified)

@@ -13,9 +13,9 @@ class _Table:
     name = "orders"
 
 
-def cluster(*, rebalancing: bool) -> Cluster:
+def cluster(*, rebalancing: bool, stopping: bool = False) -> Cluster:
     router = SimpleNamespace(key_store=lambda table, key: URL("http://127.0.0.1:8003"))
-    app: Any = SimpleNamespace(rebalancing=rebalancing, router=router)
+    app: Any = SimpleNamespace(rebalancing=rebalancing, should_stop=stopping, router=router)
     return Cluster(app, "http://127.0.0.1:8003", forward_timeout=1.0)
 
 
@@ -27,6 +27,12 @@ def test_nobody_answers_while_partitions_move() -> None:
     # A table being recovered would answer "not found" for keys it will hold.
     with pytest.raises(Unavailable):
         cluster(rebalancing=True).owns(_Table(), "lead-1")  # type: ignore[arg-type]
+
+
+def test_a_stopping_worker_answers_for_nothing() -> None:
+    # SIGTERM: its HTTP server finishes what it has, but its partitions are leaving.
+    with pytest.raises(Unavailable, match="stopping"):
+        cluster(rebalancing=False, stopping=True).owns(_Table(), "lead-1")  # type: ignore[arg-type]
 
 
 def with_partitions(count: int) -> Cluster:

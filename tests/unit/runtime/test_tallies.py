@@ -52,6 +52,10 @@ class FakeCluster:
     def active_partitions(self, table: FakeTable) -> frozenset[int]:
         return self.actives
 
+    def check_serving(self) -> None:
+        if self.rebalancing:
+            raise Unavailable("partitions are being reassigned")
+
     def local_items(self, table: FakeTable) -> Iterator[tuple[str, Order]]:
         self.reads += 1
         return iter(list(table.entries.items()))
