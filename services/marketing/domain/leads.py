@@ -150,21 +150,14 @@ def capture(
         ).applied(command_id)
         change = _engage(existing, engaged, Activity(type=ActivityType.RECAPTURE, at=now), rules, now)
         return Change(lead=change.lead, before=existing.status, qualified=change.qualified, duplicate=True)
+    created = created_event(lead_id, data, now)
     lead = Lead(
-        lead_id=lead_id,
-        campaign_id=data.campaign_id,
-        channel=data.channel,
-        contact=data.contact,
-        company=data.company,
-        consent=data.consent,
-        intent=data.intent,
+        **dict(created),  # the lead starts as what lead.created says of it
         status=LeadStatus.NEW,
-        captured_at=now,
         updated_at=now,
         campaign_target=campaign.target if campaign else None,
         captured_by=command_id,
     ).applied(command_id)
-    created = created_event(lead_id, data, now)
     lead, qualified = _reassess(lead, rules, now)
     return Change(lead=lead, before=None, created=created, qualified=qualified)
 
