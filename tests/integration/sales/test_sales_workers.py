@@ -315,8 +315,12 @@ def test_a_won_close_is_priced_from_the_catalogue_and_published_once_with_every_
     )
     assert close(one, [{"sku": "LF-SEAT", "quantity": 1}]).status_code == 409
 
-    [record] = eventually(lambda: closed_records(lead_id))
-    assert closed_records(lead_id) == [record]  # once, the refused second close made none
+    # The refused second close announces the first again, identical (the same id:
+    # subscribers drop it), so a close stored before a crash lost its event is
+    # announced after all; it makes no second close.
+    first, again = eventually(lambda: closed_records(lead_id) if len(closed_records(lead_id)) == 2 else None)
+    assert again.value == first.value
+    record = first
     assert record.headers["content-type"] == CONTENT_TYPE.encode()
     jsonschema.validate(record.value, json.loads((SCHEMAS / "deal.closed" / "v1.json").read_text()))
     envelope, data = record.value, record.value["data"]
