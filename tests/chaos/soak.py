@@ -121,8 +121,9 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     add("--quiet-seconds", type=float, default=10.0, help="drained: no new records this long")
     add("--drain-timeout", type=float, default=600.0)
     add("--check", action=argparse.BooleanOptionalAction, default=True, help="the outside check at the end")
-    # worker_env reads it; the soak runs with the runtime's session timeout.
-    parser.set_defaults(session_timeout=None)
+    # worker_env reads these; the soak runs with the runtime's session timeout and
+    # the chart's standby replicas, as the chaos run does.
+    parser.set_defaults(session_timeout=None, standby_replicas=None)
     args = parser.parse_args(argv)
     if args.seed is None:
         args.seed = random.randrange(1_000_000)

@@ -1,6 +1,10 @@
-"""The soak's memory verdict catches growth the data does not explain; no broker needed."""
+"""The soak's memory verdict catches growth the data does not explain, and its
+arguments set its workers up; no broker needed."""
 
-from tests.chaos.soak import Sample, judge, warmup_end
+from types import SimpleNamespace
+
+from tests.chaos.__main__ import worker_env
+from tests.chaos.soak import Sample, arguments, judge, warmup_end
 
 W = "sales-0"
 
@@ -44,3 +48,10 @@ def test_the_warm_up_lasts_a_share_of_the_leads_and_two_minutes_at_least() -> No
     samples = [IDLE, *(sample(10 * i, 100 * i, 100.0, 100 * i) for i in range(1, 30))]
     ends = [warmup_end(samples, leads, 0.1, 120) for leads in (1_000, 20_000, 100_000)]
     assert [None if end is None else end.at_s for end in ends] == [120, 200, None]
+
+
+def test_the_soak_s_arguments_give_its_workers_their_settings() -> None:
+    broker = SimpleNamespace(bootstrap="127.0.0.1:55092")
+    env = worker_env(arguments(["--store", "rocksdb://"]), broker, "marketing-0", 55001)  # type: ignore[arg-type]
+    assert (env["LEADFLOW_STORE"], env["LEADFLOW_INSTANCE_ID"]) == ("rocksdb://", "marketing-0")
+    assert env["LEADFLOW_STANDBY_REPLICAS"] == "1"
