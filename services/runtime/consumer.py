@@ -29,7 +29,12 @@ for recovery with its own rules):
 - when Faust clears the stream queues, the read offset goes back to the first
   record not yet acknowledged, so what was dropped is read again;
 - the offset committed is the end of the unbroken run of acknowledged records
-  that starts at the committed offset, and never goes past a hole.
+  that starts at the committed offset, and never goes past a hole;
+- an acknowledgement counts only from the consumer generation that handed the
+  record over, and only after the partition was sought: Faust acknowledges the
+  records its streams skip as stale, and those were never handled;
+- a record handed over that is neither queued nor being handled, and never came
+  back acknowledged, is read again, so a partition never stalls on it.
 
 Handlers are idempotent, so a record read twice does no harm; a record never
 handled is the one thing that must not happen.
@@ -45,7 +50,8 @@ from typing import Any, cast
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
-from faust.types import TP
+from faust.types import TP, Message
+from mode import Service
 from mode.utils.queues import FlowControlEvent
 from prometheus_client import Counter
 
@@ -167,6 +173,8 @@ class _Consumer(Consumer):
         self._streams: dict[str, bool] = {}
         # Per partition: the first unhandled offset that later ones overtook, and since when.
         self._holes: dict[TP, tuple[int, float]] = {}
+        # Per partition: the first unhandled offset of those handed over, and since when.
+        self._waiting: dict[TP, tuple[int, float]] = {}
         flow_control = self.app.flow_control
         if isinstance(flow_control, _FlowControl):
             flow_control.consumer = self
@@ -199,6 +207,9 @@ class _Consumer(Consumer):
             elif offset is not None:
                 self._read_offset[tp] = offset
                 self._committed_offset[tp] = offset
+                # Acknowledgements from before the seek are of records that will be
+                # handed over again, or of stale ones Faust skipped: none count.
+                self._forget_acks(tp)
                 # Seek again: while the committed offsets were being fetched, the
                 # fetcher went on and its records were dropped as not yet sought.
                 self._seeks[tp] = offset
@@ -211,6 +222,12 @@ class _Consumer(Consumer):
             # Faust forgets the position of a seek to 0; a stream partition keeps it.
             self._read_offset[tp] = offset
             self._epoch += 1
+
+    def _forget_acks(self, tp: TP) -> None:
+        self._acked.pop(tp, None)
+        self._acked_index.pop(tp, None)
+        self._holes.pop(tp, None)
+        self._waiting.pop(tp, None)
 
     def read_again_what_was_dropped(self) -> None:
         """Queued records were dropped: read each stream partition again from its
@@ -274,6 +291,15 @@ class _Consumer(Consumer):
 
     # -- what may be committed ------------------------------------------------
 
+    def ack(self, message: Message) -> bool:
+        if message.generation_id != self.app.consumer_generation_id and self._is_stream(message.tp):
+            # Handed over before the last rebalance. Faust's stream skips such a
+            # record as stale yet acknowledges it; it was sought and is read again.
+            message.acked = True
+            self._unacked_messages.discard(message)
+            return False
+        return bool(super().ack(message))
+
     def _new_offset(self, tp: TP) -> int | None:
         acked = self._acked[tp]
         start = self._committed_offset[tp]
@@ -316,6 +342,50 @@ class _Consumer(Consumer):
             )
             self._holes[tp] = (first_unhandled, now)
             self._read_from(tp, first_unhandled)
+
+    @Service.timer(1.0)
+    async def _watch_handed_over(self) -> None:
+        self.read_again_what_vanished()
+
+    def read_again_what_vanished(self) -> None:
+        """Read again a record that was handed over but vanished on the way.
+
+        The last records of a partition have no later ones to overtake them, so
+        the hole watch above never sees one of them go missing (a queue cleared
+        outside a rebalance, a stale copy skipped). Once the first unhandled one
+        has waited the grace period and no record of its partition is queued or
+        being handled, it is gone: read from there again."""
+        if self.app.rebalancing or not self.app.flow_control.is_active():
+            return  # the seek that ends a rebalance sets every position anyway
+        try:
+            assigned = self.assignment()
+        except Exception:  # noqa: BLE001 - not started or closing: nothing to read again
+            return
+        now = self._now()
+        for tp, position in list(self._read_offset.items()):
+            start = self._committed_offset[tp]
+            if position is None or start is None or tp not in assigned or not self._is_stream(tp):
+                continue
+            first_unhandled = handled_through(start, self._acked[tp])
+            seen = self._waiting.get(tp)
+            if first_unhandled >= position:
+                self._waiting.pop(tp, None)
+            elif seen is None or seen[0] != first_unhandled:
+                self._waiting[tp] = (first_unhandled, now)
+            elif now - seen[1] >= HOLE_GRACE_SECONDS and not self._in_flight(tp):
+                log.warning(
+                    "record handed over never handled; reading it again",
+                    extra={"topic": tp.topic, "partition": tp.partition, "offset": first_unhandled},
+                )
+                self._waiting[tp] = (first_unhandled, now)
+                self._read_from(tp, first_unhandled)
+
+    def _in_flight(self, tp: TP) -> bool:
+        """Whether a record of `tp` is in a stream's queue or being handled."""
+        if any(message.tp == tp and not message.acked for message in list(self._unacked_messages)):
+            return True
+        channels = cast(Any, self.app.topics)._tp_index.get(tp, ())
+        return any(event.message.tp == tp for channel in channels for event in list(channel.queue._queue))
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # Our topics have no gaps (see the module docstring); a jump is handled by

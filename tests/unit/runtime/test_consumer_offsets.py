@@ -15,6 +15,7 @@ so the sequences that lost records under chaos replay exactly:
 import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -49,6 +50,9 @@ class Harness:
         monkeypatch.setattr(consumer, "seek_to_committed", self._seek_to_committed)
         monkeypatch.setattr(consumer, "earliest_offsets", self._earliest(log_start))
         monkeypatch.setattr(consumer._thread, "seek_fetcher", self._seek_fetcher, raising=False)
+        # The agent's queue, where the consumer looks for records still on their way.
+        self.app.topics._tp_index[TP0] = {_Channel(self.queue)}  # type: ignore[attr-defined]
+        self.app.flow_control.resume()  # the streams run, as after start-up
 
     async def _seek_fetcher(self, positions: dict[TP, int]) -> None:
         self.fetch_from.extend(positions.values())
@@ -97,7 +101,7 @@ class Harness:
                     await result
                 return
             for offset in step:
-                yield TP0, _message(offset)
+                yield TP0, _message(offset, self.app.consumer_generation_id)
 
         script_left = list(script)
         consumer.getmany = getmany
@@ -118,6 +122,18 @@ class Harness:
         return set(range(self.start, self.committed)) - self.handled
 
 
+class _Channel:
+    """What the conductor knows of an agent's channel: its queue of events."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        self.queue = self
+        self.messages = messages
+
+    @property
+    def _queue(self) -> list[Any]:
+        return [SimpleNamespace(message=message) for message in self.messages]
+
+
 class _Fetcher:
     def __init__(self) -> None:
         self._stopped = asyncio.Event()
@@ -127,9 +143,9 @@ async def _nothing(*_: Any) -> None:
     return None
 
 
-def _message(offset: int) -> Message:
+def _message(offset: int, generation: int = 0) -> Message:
     key = f"lead-{offset}".encode()
-    return Message(TOPIC, 0, offset, 0.0, 0, [], key, b"{}", None, tp=TP0)
+    return Message(TOPIC, 0, offset, 0.0, 0, [], key, b"{}", None, tp=TP0, generation_id=generation)
 
 
 async def test_run_1_a_record_dropped_with_the_queue_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,6 +216,71 @@ async def test_a_record_overtaken_by_later_ones_is_read_again(monkeypatch: pytes
     await part.run([5, 6, 7], part.handle_queue)
     assert part.commit() == 8
     assert part.handled == {5, 6, 7}
+
+
+async def test_a_stale_record_skipped_by_the_stream_is_not_counted_as_handled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 5 and 6 were handed over, then a rebalance: Faust's stream skips the stale
+    # copies it still finds queued, and acknowledges them all the same.
+    part = Harness(monkeypatch, committed=5)
+    await part.run(part.seek_to_committed, [5, 6])
+    stale = list(part.queue)
+    part.queue.clear()
+    part.app.consumer_generation_id += 1
+    await part.run(part.seek_to_committed, [5, 6])
+    for message in stale:
+        part.consumer.ack(message)
+    assert part.commit() == 5
+    part.handle_queue()
+    assert part.commit() == 7
+
+
+async def test_acknowledgements_from_before_a_seek_do_not_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    part = Harness(monkeypatch, committed=5)
+    await part.run(part.seek_to_committed, [5, 6, 7])
+    part.consumer.ack(part.queue[2])  # 7 acknowledged, then the flow stops and seeks back
+    part.queue.clear()
+    await part.run(part.seek_to_committed, [5, 6])
+    part.handle_queue()
+    assert part.commit() == 7  # 7 is handled again before it counts
+    await part.run([7], part.handle_queue)
+    assert part.commit() == 8
+
+
+async def test_the_last_record_handed_over_and_lost_on_the_way_is_read_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No later record comes to overtake it: the partition would stall for as long
+    # as its topic is quiet.
+    clock = [1000.0]
+    part = Harness(monkeypatch, committed=5)
+    monkeypatch.setattr(part.consumer, "_now", lambda: clock[0])
+
+    async def watch() -> list[int]:
+        part.consumer.read_again_what_vanished()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return part.fetch_from
+
+    await part.run(part.seek_to_committed, [5, 6, 7])
+    assert await watch() == [5, 5]
+    clock[0] += consumer_module.HOLE_GRACE_SECONDS
+    assert await watch() == [5, 5]  # still queued: slow, not lost
+    for message in part.queue[:2]:
+        part.handled.add(message.offset)
+        part.consumer.ack(message)
+    part.queue.clear()  # 7 vanishes on its way
+    assert part.commit() == 7
+    assert await watch() == [5, 5]
+    clock[0] += consumer_module.HOLE_GRACE_SECONDS - 1
+    assert await watch() == [5, 5]
+    clock[0] += 1
+    assert await watch() == [5, 5, 7]
+    await part.run([7], part.handle_queue)
+    assert part.commit() == 8
+    clock[0] += consumer_module.HOLE_GRACE_SECONDS
+    assert await watch() == [5, 5, 7]  # all handled: nothing more to read
 
 
 async def test_records_deleted_by_retention_do_not_stall_the_partition(
