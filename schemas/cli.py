@@ -1,11 +1,14 @@
-"""leadflow: tools for systems that subscribe to Leadflow's events.
+"""leadflow: tools for systems that subscribe to Leadflow's events, and local tokens.
 
     leadflow subscribe deal.closed                 print new deal.closed events as JSON lines
     leadflow subscribe deal.closed order.created --from-beginning --group billing
     leadflow subscribe order.created --forward-url http://billing.local/events
+    leadflow token                                 a bearer token of the local development issuer
+    leadflow token --scopes leads:read deals:read --lifetime 600
 
-Exit status: 0 when stopped (Ctrl-C, SIGTERM, --max-events reached), 1 when the
-broker cannot be reached or an event cannot be forwarded, 2 on a usage error.
+Exit status: 0 when stopped (Ctrl-C, SIGTERM, --max-events reached) or a token
+printed, 1 when the broker cannot be reached or an event cannot be forwarded, 2 on
+a usage error.
 """
 
 import argparse
@@ -16,11 +19,16 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kafka.errors import KafkaError
 
 from schemas import subscriber, topics
+from schemas.access import DEFAULT_ISSUER_DIR, SCOPES, LocalIssuer
+
+TOKEN_SUBJECT = "local-developer"
+TOKEN_LIFETIME_SECONDS = 12 * 3600
 
 
 def _default_group() -> str:
@@ -87,7 +95,77 @@ def parser() -> argparse.ArgumentParser:
         help="give up reaching the broker after this long",
     )
     subscribe.add_argument("--verbose", action="store_true", help="show the Kafka client's warnings")
+    _token_parser(commands)
     return root
+
+
+def _token_parser(commands: Any) -> None:
+    scopes = "\n".join(f"  {scope:<16} {what}" for scope, what in SCOPES.items())
+    token = commands.add_parser(
+        "token",
+        help="print a bearer token of the local development issuer (local runs only)",
+        description=(
+            "Print an OAuth2 bearer token (a JWT) signed by the LOCAL DEVELOPMENT issuer: a key pair "
+            "kept under --issuer-dir (made on first use), which only the services started by "
+            "`make up`, the tests and the benches trust. It is no use against a real deployment, "
+            "whose tokens come from its own issuer (LEADFLOW_AUTH_ISSUER).\n\n"
+            '  curl -H "Authorization: Bearer $(.venv/bin/leadflow token)" '
+            "http://127.0.0.1:8001/leads?limit=5\n\n"
+            f"scopes (default: all of them):\n{scopes}"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    token.add_argument(
+        "--scopes",
+        nargs="+",
+        choices=list(SCOPES),  # an unknown scope is a usage error (exit 2)
+        metavar="SCOPE",
+        help="the scopes the token holds, of those listed above (default: every scope)",
+    )
+    token.add_argument(
+        "--subject", default=TOKEN_SUBJECT, help="the token's subject, `sub` (default: %(default)s)"
+    )
+    token.add_argument(
+        "--lifetime",
+        type=_seconds,
+        default=TOKEN_LIFETIME_SECONDS,
+        metavar="SECONDS",
+        help="seconds until the token expires (default: %(default)s, 12 hours)",
+    )
+    token.add_argument(
+        "--issuer-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"the local issuer's key pair, made there on first use (default: {DEFAULT_ISSUER_DIR} "
+        "in this checkout, which `make up` uses, wherever the command runs from)",
+    )
+
+
+def default_issuer_dir() -> Path:
+    """.cache/issuer of the checkout this package runs from (where `make up` keeps
+    the keys its services trust); of the current directory for an installed copy."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / DEFAULT_ISSUER_DIR
+    return DEFAULT_ISSUER_DIR
+
+
+def _seconds(text: str) -> int:
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive whole number of seconds: {text!r}")
+    return seconds
+
+
+def token(args: argparse.Namespace) -> int:
+    """Print a token of the local development issuer (its keys made on first use)."""
+    scopes = list(SCOPES) if args.scopes is None else list(dict.fromkeys(args.scopes))
+    issuer = LocalIssuer(args.issuer_dir or default_issuer_dir())
+    print(issuer.token(subject=args.subject, scopes=scopes, lifetime_seconds=args.lifetime))
+    return 0
 
 
 def subscribe(args: argparse.Namespace) -> int:
@@ -146,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     args: Any = parser().parse_args(argv)
     if args.command == "subscribe":
         return subscribe(args)
+    if args.command == "token":
+        return token(args)
     return 2
 
 

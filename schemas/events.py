@@ -156,6 +156,9 @@ class DealClosed(EventData):
     opened_at: AwareDatetime
     first_contact_at: AwareDatetime | None
     closed_at: AwareDatetime
+    closed_by: str | None = Field(
+        default=None, max_length=256, description="Who closed it: the subject of their API token"
+    )
 
     @model_validator(mode="after")
     def _outcome_fits(self) -> "DealClosed":

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from schemas.access import LocalIssuer
+
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
 # Several test sessions may run side by side (each its own broker and ports):
@@ -25,6 +27,9 @@ TEST_KAFKA_PORT = int(os.environ.get("LEADFLOW_TEST_KAFKA_PORT", "19092"))
 PORT_BASE = int(os.environ.get("LEADFLOW_TEST_PORT_BASE", "18000"))
 BOOTSTRAP = f"127.0.0.1:{TEST_KAFKA_PORT}"
 RUN_DIR = ROOT / ".cache" / f"test-run-{TEST_KAFKA_PORT}"
+# The services trust this stand-in issuer; `api` calls them with a token holding every scope.
+ISSUER = LocalIssuer(ROOT / ".cache" / "issuer-tests")
+api = httpx.Client(auth=ISSUER.auth(subject="tests"), timeout=30)
 
 
 class Broker:
@@ -69,6 +74,7 @@ class Worker:
             "LEADFLOW_LOG_FORMAT": "text",
             # Stable across restarts of this worker, as a StatefulSet pod's name is.
             "LEADFLOW_INSTANCE_ID": f"{self.service}-{self.port}",
+            **ISSUER.service_env(),
             **self.env,
         }
         log = self.log_path.open("ab")
@@ -130,7 +136,7 @@ def post(url: str, body: Any, *, attempts: int = 20) -> httpx.Response:
     """POST as a client is told to: again after a 503 (partitions moving), once
     `Retry-After` has passed."""
     for _ in range(attempts):
-        answer = httpx.post(url, json=body, timeout=30)
+        answer = api.post(url, json=body, timeout=30)
         if answer.status_code != 503:
             return answer
         time.sleep(float(answer.headers.get("retry-after", "1")))
@@ -142,7 +148,7 @@ def list_all(url: str, params: dict[str, str] | None = None, **options: Any) -> 
     items: list[dict[str, Any]] = []
     query = {**(params or {}), "limit": "1000"}
     while True:
-        response = httpx.get(url, params=query, timeout=30, **options)
+        response = api.get(url, params=query, timeout=30, **options)
         response.raise_for_status()
         page = response.json()
         items += page["items"]

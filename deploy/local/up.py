@@ -5,6 +5,10 @@ processes, sends a small scenario through their HTTP APIs (a campaign's leads,
 some qualified, deals won and lost), prints the funnel and where everything is,
 then keeps running until Ctrl-C, when it stops the services and the broker it
 started. `up.py --stop` stops what an earlier run left behind.
+
+Every API route takes a bearer token: the services trust the local development
+issuer, a key pair in .cache/issuer/ made on first use, and the scenario calls
+them with its tokens, as `leadflow token` prints them for calls by hand.
 """
 
 import argparse
@@ -23,10 +27,14 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from schemas.access import DEFAULT_ISSUER_DIR, LocalIssuer
+
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
 RUN_DIR = ROOT / ".cache" / "up"
 SERVICES = {"marketing": 8001, "sales": 8002, "orders": 8003}
+# The services trust this issuer; `leadflow token` signs with the same keys.
+ISSUER = LocalIssuer(ROOT / DEFAULT_ISSUER_DIR)
 
 console = Console()
 
@@ -44,7 +52,12 @@ def start_services() -> dict[str, subprocess.Popen[bytes]]:
     processes = {}
     for service, port in SERVICES.items():
         log = (RUN_DIR / f"{service}.log").open("ab")
-        env = {**os.environ, "LEADFLOW_WEB_PORT": str(port), "LEADFLOW_DATA_DIR": str(RUN_DIR / "data")}
+        env = {
+            **os.environ,
+            "LEADFLOW_WEB_PORT": str(port),
+            "LEADFLOW_DATA_DIR": str(RUN_DIR / "data"),
+            **ISSUER.service_env(),
+        }
         # Own sessions: Ctrl-C reaches this script only, which stops them in order.
         processes[service] = subprocess.Popen(
             [sys.executable, "-m", f"services.{service}"],
@@ -265,6 +278,26 @@ def show_urls() -> None:
             soft_wrap=True,
         )
     console.print(f"  {'kafka':<10} 127.0.0.1:9092   logs {RUN_DIR}", soft_wrap=True)
+    console.print("\n[bold]Calling the API by hand[/bold] (every route but /healthz, /readyz and /metrics)")
+    console.print(
+        "  The services trust the local development issuer's tokens "
+        f"(keys in {ISSUER.folder.relative_to(ROOT)}/); this prints one with every scope, valid 12 h:",
+        soft_wrap=True,
+    )
+    for line in (
+        "TOKEN=$(.venv/bin/leadflow token)",
+        f'curl -H "Authorization: Bearer $TOKEN" "{url("marketing")}/leads?limit=5"',
+        f'curl -H "Authorization: Bearer $(.venv/bin/leadflow token)" "{url("sales")}/deals?limit=5"',
+        "LEADFLOW_TOKEN=$TOKEN .venv/bin/python -m services.marketing.importer "
+        "services/marketing/examples/expo-2026.csv",
+    ):
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        "  Fewer scopes: .venv/bin/leadflow token --scopes leads:read deals:read (--help lists them)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def main() -> None:
@@ -280,7 +313,7 @@ def main() -> None:
     processes = start_services()
     try:
         wait_ready(processes)
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, auth=ISSUER.auth(subject="make-up-scenario")) as client:
             run = time.strftime("%H%M%S")
             with console.status("running the scenario"):
                 campaign_id = scenario(client, run)

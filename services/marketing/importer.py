@@ -1,13 +1,18 @@
 """Import leads from a CSV file: an exhibition's badge scans, a bought or partner list.
 
-    python -m services.marketing.importer FILE [--url URL] [--campaign ID]
-                                              [--channel CHANNEL] [--report PATH]
+    LEADFLOW_TOKEN=<bearer token> python -m services.marketing.importer FILE [--url URL]
+        [--campaign ID] [--channel CHANNEL] [--report PATH] [--token TOKEN]
 
 Each row is posted to the marketing service's POST /leads, so an imported lead
 is validated, deduplicated and qualified like any other capture: a person
 already known is engagement on their lead, not a second lead. Good rows are
 imported; bad ones are written to the report (CSV: row, email, field, reason),
 `row` being the row's line in FILE as a spreadsheet numbers it (header = 1).
+
+The service takes an OAuth2 bearer token with the scope leads:write, from
+$LEADFLOW_TOKEN or --token (the environment keeps it out of the process list); on
+a laptop, `LEADFLOW_TOKEN=$(.venv/bin/leadflow token)` gives one that the services
+of `make up` trust.
 
 Columns, by header name (any order and case; others are ignored): email, name,
 company (required); title, phone, industry, size, country, consent, intent, and
@@ -16,7 +21,7 @@ consent is yes/no (also y/n, true/false, 1/0, x for ticked; blank is no).
 Delimiter ',' ';' or tab, UTF-8 with or without BOM.
 
 Exit status: 0 every row imported, 1 some rows failed (see the report),
-2 the file or the service could not be used.
+2 the file or the service could not be used (no token, or one it refused).
 
 services/marketing/examples/expo-2026.csv is a sample; two of its rows are bad
 on purpose, to show the report.
@@ -24,6 +29,7 @@ on purpose, to show the report.
 
 import argparse
 import csv
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -70,6 +76,7 @@ YES = {"yes", "y", "true", "1", "x"}
 NO = {"no", "n", "false", "0", ""}
 
 ATTEMPTS = 5  # per row, while the service answers 503 (a rebalance) or not at all
+TOKEN_ENV = "LEADFLOW_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -164,10 +171,23 @@ def post(client: httpx.Client, url: str, body: dict[str, Any]) -> httpx.Response
             if attempt == ATTEMPTS:
                 raise ImportAborted(f"marketing service at {url} does not answer: {unreachable}") from None
         else:
+            if answer.status_code in (401, 403):
+                # The token, not the row: every other row would be refused alike.
+                raise ImportAborted(f"marketing service at {url} refused the token: {refusal(answer)}")
             if answer.status_code != 503 or attempt == ATTEMPTS:
                 return answer
         time.sleep(min(attempt, 3))
     raise AssertionError("unreachable")
+
+
+def refusal(answer: httpx.Response) -> str:
+    """The reason a 401 or 403 gives (its problem's msg), else the status."""
+    try:
+        detail = answer.json().get("detail")
+        reason = str(detail[0]["msg"]) if isinstance(detail, list) else str(detail)
+    except (ValueError, AttributeError, LookupError, TypeError):
+        reason = answer.text[:300]
+    return f"HTTP {answer.status_code}: {reason}"
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -203,7 +223,7 @@ def write_report(path: Path, errors: Sequence[RowError]) -> None:
             writer.writerow([error.row, error.email, error.field, error.reason])
 
 
-def run(path: Path, url: str, channel: str, campaign_id: str | None, console: Console) -> Summary:
+def run(path: Path, url: str, channel: str, campaign_id: str | None, console: Console, token: str) -> Summary:
     rows = list(read_rows(path))
     summary = Summary(rows=len(rows))
     progress = Progress(
@@ -215,7 +235,8 @@ def run(path: Path, url: str, channel: str, campaign_id: str | None, console: Co
         TimeRemainingColumn(),
         console=console,
     )
-    with progress, httpx.Client(timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    with progress, httpx.Client(timeout=30, headers=headers) as client:
         task = progress.add_task("import", total=len(rows), name=path.name, created=0, duplicates=0, failed=0)
         for line, row in rows:
             email = row.get("email", "").strip()
@@ -255,11 +276,25 @@ def main(argv: list[str] | None = None) -> int:
         help="channel for rows without their own (default: event)",
     )
     parser.add_argument("--report", type=Path, help="where the error report goes (default: FILE-errors.csv)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"OAuth2 bearer token with the scope leads:write (default: ${TOKEN_ENV}, which keeps it out "
+        "of the process list; locally: $(.venv/bin/leadflow token))",
+    )
     args = parser.parse_args(argv)
+    token = (args.token or "").strip()
+    if token.lower().startswith("bearer "):
+        token = token[len("bearer ") :].strip()
+    if not token:
+        parser.error(
+            f"a bearer token is required: set {TOKEN_ENV} or pass --token "
+            f"(for the services of `make up`: {TOKEN_ENV}=$(.venv/bin/leadflow token))"
+        )
     console = Console(stderr=True)
     report: Path = args.report or Path(f"{args.file.stem}-errors.csv")
     try:
-        summary = run(args.file, args.url.rstrip("/"), args.channel, args.campaign, console)
+        summary = run(args.file, args.url.rstrip("/"), args.channel, args.campaign, console, token)
     except ImportAborted as aborted:
         console.print(f"[red]import aborted:[/] {aborted}")
         return 2

@@ -33,7 +33,7 @@ refusals = documented(
 )
 
 
-router = APIRouter(tags=["marketing"], responses=refusals(503))
+router = APIRouter(tags=["marketing"], responses=refusals(401, 403, 503))
 cluster = runtime.cluster
 
 REFUSED: dict[int | str, dict[str, Any]] = {
@@ -57,7 +57,12 @@ def _local_campaign_id() -> str | None:
     return None
 
 
-@router.post("/campaigns", status_code=status.HTTP_201_CREATED, responses=REFUSED)
+@router.post(
+    "/campaigns",
+    status_code=status.HTTP_201_CREATED,
+    responses=REFUSED,
+    dependencies=runtime.requires("campaigns:write"),
+)
 async def create_campaign(body: CampaignRequest, request: Request) -> Campaign:
     campaign_id = _local_campaign_id()
     if campaign_id is None:
@@ -67,7 +72,7 @@ async def create_campaign(body: CampaignRequest, request: Request) -> Campaign:
     return campaign
 
 
-@router.get("/campaigns", response_model=Page[Campaign])
+@router.get("/campaigns", response_model=Page[Campaign], dependencies=runtime.requires("campaigns:read"))
 async def list_campaigns(request: Request, page: Annotated[PageQuery, Depends(page_query)]) -> Page[Any]:
     """Campaigns in campaign id order, a page at a time (see services/runtime/pages.py)."""
 
@@ -85,12 +90,18 @@ async def _owned_campaign(campaign_id: str, request: Request) -> Campaign:
     return campaign
 
 
-@router.get("/campaigns/{campaign_id}", responses=refusals(404))
+@router.get(
+    "/campaigns/{campaign_id}", responses=refusals(404), dependencies=runtime.requires("campaigns:read")
+)
 async def get_campaign(campaign_id: str, request: Request) -> Campaign:
     return await _owned_campaign(campaign_id, request)
 
 
-@router.get("/campaigns/{campaign_id}/performance", responses=refusals(404))
+@router.get(
+    "/campaigns/{campaign_id}/performance",
+    responses=refusals(404),
+    dependencies=runtime.requires("campaigns:read"),
+)
 async def get_campaign_performance(campaign_id: str) -> Performance:
     """Closed-loop performance: leads, MQLs, deals, revenue, cost per lead, ROI.
     See services/marketing/domain/performance.py for what counts."""
@@ -105,13 +116,28 @@ async def get_campaign_performance(campaign_id: str) -> Performance:
     return performance(campaign, sum((share.counts for share in shares), CampaignCounts()))
 
 
-@router.get("/campaigns/{campaign_id}/counts", include_in_schema=False)
+@router.get(
+    "/campaigns/{campaign_id}/counts",
+    include_in_schema=False,
+    dependencies=runtime.requires("campaigns:read"),
+)
 async def counts_here(campaign_id: str) -> CampaignShare:
     """This worker's part of a campaign's performance (asked by the worker reporting it)."""
     share = campaign_counts.share()
     return CampaignShare(
         partitions=sorted(share.partitions), counts=counts_of(campaign_id, share.totals, share.latest)
     )
+
+
+@router.get(
+    "/campaigns/{campaign_id}/reference",
+    include_in_schema=False,
+    dependencies=runtime.requires("leads:write"),
+)
+async def campaign_referenced(campaign_id: str, request: Request) -> Campaign:
+    """The campaign a capture names, for the worker taking the capture: asked with the
+    capturing caller's token, which may write leads without reading campaigns."""
+    return await _owned_campaign(campaign_id, request)
 
 
 async def campaign_named(campaign_id: str | None) -> Campaign | None:
@@ -123,14 +149,19 @@ async def campaign_named(campaign_id: str | None) -> Campaign | None:
     if cluster.owns(campaigns, campaign_id):
         found = campaigns.get(campaign_id)
     else:
-        body = await cluster.fetch(campaigns, campaign_id, f"/campaigns/{campaign_id}")
+        body = await cluster.fetch(campaigns, campaign_id, f"/campaigns/{campaign_id}/reference")
         found = None if body is None else Campaign.model_validate_json(body)
     if found is not None:
         _campaigns_seen[campaign_id] = found
     return found
 
 
-@router.post("/leads", status_code=status.HTTP_202_ACCEPTED, responses=REFUSED)
+@router.post(
+    "/leads",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=REFUSED,
+    dependencies=runtime.requires("leads:write"),
+)
 async def capture_lead(body: LeadRequest, request: Request) -> LeadAccepted:
     """One lead per person: a second capture of the same (normalised) email answers
     the same lead_id with duplicate: true and counts as engagement."""
@@ -154,6 +185,7 @@ async def capture_lead(body: LeadRequest, request: Request) -> LeadAccepted:
     "/leads/{lead_id}/activities",
     status_code=status.HTTP_202_ACCEPTED,
     responses={**REFUSED, **refusals(404)},
+    dependencies=runtime.requires("leads:write"),
 )
 async def record_activity(lead_id: str, body: ActivityRequest, request: Request) -> ActivityAccepted:
     await cluster.ensure_local(request, leads, lead_id)
@@ -161,7 +193,7 @@ async def record_activity(lead_id: str, body: ActivityRequest, request: Request)
     return ActivityAccepted(lead_id=lead_id, status=change.lead.status, score=change.lead.score)
 
 
-@router.get("/leads/{lead_id}", responses=refusals(404))
+@router.get("/leads/{lead_id}", responses=refusals(404), dependencies=runtime.requires("leads:read"))
 async def get_lead(lead_id: str, request: Request) -> LeadView:
     await cluster.ensure_local(request, leads, lead_id)
     lead = leads.get(lead_id)
@@ -170,7 +202,7 @@ async def get_lead(lead_id: str, request: Request) -> LeadView:
     return LeadView.model_validate(lead.model_dump())
 
 
-@router.get("/leads", response_model=Page[LeadView])
+@router.get("/leads", response_model=Page[LeadView], dependencies=runtime.requires("leads:read"))
 async def list_leads(
     request: Request,
     page: Annotated[PageQuery, Depends(page_query)],

@@ -54,8 +54,11 @@ async def change_status(command: ChangeStatus) -> Order:
     order = orders.get(command.lead_id)
     if order is None:
         raise NotFound(f"no order {lifecycle.order_id_for(command.lead_id)!r}")
-    order = lifecycle.change_status(order, command.status, now())
+    order = lifecycle.change_status(order, command.status, now(), by=command.by)
     orders[order.lead_id] = order
+    log.info(
+        "order status changed", extra={"order_id": order.order_id, "status": order.status, "by": command.by}
+    )
     metrics.STATUS_CHANGES.labels(status=order.status).inc()
     return order
 

@@ -9,6 +9,7 @@ from services.orders.commands import ChangeStatus
 from services.orders.domain.orders import Order, OrderStatus, lead_id_of, lead_id_of_deal
 from services.orders.models import StatusRequest
 from services.orders.topics import commands
+from services.runtime.auth import subject_of
 from services.runtime.errors import NotFound
 from services.runtime.pages import Page, PageQuery, page_query
 from services.runtime.refusals import documented
@@ -20,7 +21,7 @@ refusals = documented(
     }
 )
 
-router = APIRouter(tags=["orders"], responses=refusals(503))
+router = APIRouter(tags=["orders"], responses=refusals(401, 403, 503))
 cluster = runtime.cluster
 
 
@@ -32,7 +33,7 @@ async def _owned_lead_id(order_id: str, request: Request) -> str:
     return lead_id
 
 
-@router.get("/orders", response_model=Page[Order])
+@router.get("/orders", response_model=Page[Order], dependencies=runtime.requires("orders:read"))
 async def list_orders(
     request: Request,
     page: Annotated[PageQuery, Depends(page_query)],
@@ -59,7 +60,7 @@ async def list_orders(
     return await cluster.page(request, orders, page, item, key_field="lead_id")
 
 
-@router.get("/orders/{order_id}", responses=refusals(404))
+@router.get("/orders/{order_id}", responses=refusals(404), dependencies=runtime.requires("orders:read"))
 async def get_order(order_id: str, request: Request) -> Order:
     order = orders.get(await _owned_lead_id(order_id, request))
     if order is None:
@@ -67,10 +68,16 @@ async def get_order(order_id: str, request: Request) -> Order:
     return order
 
 
-@router.post("/orders/{order_id}/status", responses=refusals(400, 404, 409))
+@router.post(
+    "/orders/{order_id}/status",
+    responses=refusals(400, 404, 409),
+    dependencies=runtime.requires("orders:write"),
+)
 async def change_status(order_id: str, body: StatusRequest, request: Request) -> Order:
     lead_id = await _owned_lead_id(order_id, request)
-    order: Order = await commands.ask(ChangeStatus(lead_id=lead_id, status=body.status))
+    order: Order = await commands.ask(
+        ChangeStatus(lead_id=lead_id, status=body.status, by=subject_of(request))
+    )
     return order
 
 

@@ -18,6 +18,7 @@ from fastapi import Request, Response
 from pydantic import BaseModel
 from yarl import URL
 
+from services.runtime.auth import caller_token
 from services.runtime.pages import Page, PageQuery, local_page, merge
 from services.runtime.tables import ModelTable
 
@@ -109,8 +110,11 @@ class Cluster:
             raise Unavailable(f"workers' partitions do not add up (missing {missing}, twice {twice}); retry")
 
     async def _get(self, url: URL, path: str) -> bytes | None:
+        # On the caller's behalf: the other worker checks the caller's token too.
+        token = caller_token.get()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            answer = await self.client.get(str(url.with_path(path)))
+            answer = await self.client.get(str(url.with_path(path)), headers=headers)
         except httpx.HTTPError as unreachable:
             raise Unavailable(f"worker {url} did not answer: {unreachable}") from unreachable
         if answer.status_code == 404:

@@ -41,6 +41,8 @@ class LeadCommand(Command):
     """A command on one lead's state (its lead, deal or order), keyed by lead_id."""
 
     lead_id: str
+    # Who asked: the subject of the caller's token; None for a service's own commands.
+    by: str | None = Field(default=None, max_length=256)
 
     @property
     def key(self) -> str:

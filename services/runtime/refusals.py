@@ -9,6 +9,9 @@ from pydantic import BaseModel, Field
 # What every service's routes may answer, whatever their domain.
 COMMON = {
     400: "The body is not JSON",
+    401: "No bearer token, or one that is not valid (expired, another issuer or audience...)",
+    403: "The token lacks the scope this operation needs",
+    413: "The body is larger than the service accepts",
     503: "Rebalancing, or the command was not applied in time: retry after `Retry-After`",
 }
 

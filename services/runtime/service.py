@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 import faust
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from faust.contrib.asgi import serve_asgi
@@ -24,6 +24,8 @@ from faust.types.auth import CredentialsT
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from schemas.topics import dead_letter_topic
+from services.runtime.auth import Authorizer, Forbidden, NotConfigured, Unauthenticated
+from services.runtime.body_limit import BodyLimit
 from services.runtime.cluster import Cluster, Forwarded, Unavailable
 from services.runtime.commands import Commands, CommandTimeout
 from services.runtime.consumer import App
@@ -85,8 +87,10 @@ class ServiceRuntime:
         self._published: list[str] = []
         self._internal: list[str] = []
         self._kafka_checked: tuple[float, bool] = (0.0, False)
+        self.auth = Authorizer(settings)
         self.api = FastAPI(title=title, description=description, version="1")
         instrument_http(self.api)
+        self.api.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
         self._install_web()
         serve_asgi(
             self.app,
@@ -95,6 +99,11 @@ class ServiceRuntime:
             port=settings.web_port,
             timeout_graceful_shutdown=settings.http_shutdown_seconds,
         )
+
+    def requires(self, *scopes: str) -> list[Any]:
+        """Route dependencies: a valid bearer token holding every one of `scopes`
+        (none: any valid token). `/docs` shows them on the route."""
+        return [Security(self.auth, scopes=list(scopes))]
 
     # -- declaring topics -------------------------------------------------
 
@@ -151,6 +160,11 @@ class ServiceRuntime:
             # lone surrogate in it cannot be written as JSON: a 500 for a bad request.
             return JSONResponse({"detail": [_problem(e) for e in error.errors()]}, status_code=422)
 
+        @api.exception_handler(Unauthenticated)
+        @api.exception_handler(Forbidden)
+        async def refused_caller(_: Request, error: Unauthenticated | Forbidden) -> JSONResponse:
+            return error.response()
+
         @api.exception_handler(Forwarded)
         async def forwarded(_: Request, answer: Forwarded) -> Response:
             return answer.response
@@ -179,7 +193,8 @@ class ServiceRuntime:
             response_class=Response,
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
         )
-        async def metrics() -> Response:
+        async def metrics(request: Request) -> Response:
+            self.auth.check_metrics(request)
             return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     async def readiness(self) -> dict[str, bool]:
@@ -217,6 +232,10 @@ class ServiceRuntime:
             return
         if command != "worker":
             sys.exit(f"unknown command {command!r}; use 'worker' or 'topics'")
+        try:
+            self.auth.verifier  # noqa: B018 - checks the settings: no issuer, no start
+        except NotConfigured as open_api:
+            sys.exit(f"{self.settings.service}: {open_api}")
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         worker = faust.Worker(self.app, loglevel=self.settings.log_level.lower())
         worker.execute_from_commandline()

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Literal
 from uuid import UUID
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -62,6 +62,25 @@ class ServiceSettings(BaseSettings):
 
     # How long an HTTP write waits for its command to be applied.
     command_timeout_seconds: float = Field(default=15.0, gt=0)
+
+    # Who may call the API (services/runtime/auth.py): the issuer of its bearer
+    # tokens and where its keys are. No issuer, no start: there is no open mode.
+    auth_issuer: str | None = None
+    auth_audience: str = "leadflow"
+    auth_jwks_url: AnyHttpUrl | None = None
+    auth_public_key_file: Path | None = None
+    # At most one fetch of the JWKS per this many seconds for unknown key ids.
+    auth_jwks_refresh_cooldown_seconds: float = Field(default=10.0, ge=0, le=3600)
+    # Asymmetric only, and never taken from the token itself.
+    auth_algorithms: list[
+        Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+    ] = Field(default=["RS256"], min_length=1)
+    auth_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
+    # Set, /metrics answers only to `Authorization: Bearer <this>` (Prometheus'
+    # bearer token); unset, it is open like /healthz and /readyz.
+    metrics_token: SecretStr | None = None
+    # Largest request body accepted; a bigger one is refused with 413.
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -5,6 +5,7 @@ Every change to a deal after it is opened is a command, applied one at a time
 per partition by the command agent, the desk's decisions included: a close and
 an assignment of the same deal never interleave."""
 
+import logging
 from typing import Any
 
 from pydantic import BaseModel
@@ -23,6 +24,8 @@ from services.sales.domain.catalog import quote
 from services.sales.domain.deals import Assignment, Deal
 from services.sales.domain.follow_up import follow_up
 from services.sales.domain.pipeline import PipelineFigures, contribution, figures_from
+
+log = logging.getLogger(__name__)
 
 # -- deals ------------------------------------------------------------------
 
@@ -83,17 +86,25 @@ def _save(before: Deal, after: Deal) -> Deal:
 async def move_stage(command: MoveStage) -> Deal:
     deal = _deal(command.lead_id)
     proposal = None if command.proposal is None else quote(command.proposal, catalog, field="proposal")
-    return _save(deal, pipeline.move(deal, command.stage, clock.now(), proposal))
+    moved = _save(deal, pipeline.move(deal, command.stage, clock.now(), proposal, by=command.by))
+    log.info("deal moved", extra={"deal_id": deal.deal_id, "stage": command.stage, "by": command.by})
+    return moved
 
 
 async def record_objection(command: RecordObjection) -> Deal:
     deal = _deal(command.lead_id)
-    return _save(deal, pipeline.record_objection(deal, command.objection, command.resolution, clock.now()))
+    recorded = pipeline.record_objection(
+        deal, command.objection, command.resolution, clock.now(), by=command.by
+    )
+    log.info("objection recorded", extra={"deal_id": deal.deal_id, "by": command.by})
+    return _save(deal, recorded)
 
 
 async def record_contact(command: RecordContact) -> Deal:
     deal = _deal(command.lead_id)
-    return _save(deal, pipeline.record_contact(deal, command.channel, command.note, clock.now()))
+    recorded = pipeline.record_contact(deal, command.channel, command.note, clock.now(), by=command.by)
+    log.info("contact recorded", extra={"deal_id": deal.deal_id, "by": command.by})
+    return _save(deal, recorded)
 
 
 async def close_deal(command: CloseDeal) -> Deal:
@@ -111,11 +122,13 @@ async def close_deal(command: CloseDeal) -> Deal:
         lost_reason=command.lost_reason,
         catalog=catalog,
         now=clock.now(),
+        by=command.by,
     )
     # Announced before stored: a crash in between redelivers the command, which
     # then closes and announces again rather than never.
     await _announce(closed, event)
     _save(deal, closed)
+    log.info("deal closed", extra={"deal_id": deal.deal_id, "outcome": event.outcome, "by": command.by})
     metrics.DEALS_CLOSED.labels(outcome=event.outcome, lost_reason=event.lost_reason or "none").inc()
     if event.outcome is Outcome.WON:
         metrics.WON_VALUE.labels(currency=event.currency).inc(float(event.amount))

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
+from services.runtime.auth import subject_of
 from services.runtime.cluster import Unavailable
 from services.runtime.errors import NotFound
 from services.runtime.pages import Page, PageQuery, page_query
@@ -40,7 +41,7 @@ refusals = documented(
 # Every write to a deal: not JSON, no such deal, not in a state that allows it.
 WRITE = refusals(400, 404, 409)
 
-router = APIRouter(tags=["sales"], responses=refusals(503))
+router = APIRouter(tags=["sales"], responses=refusals(401, 403, 503))
 cluster = runtime.cluster
 
 
@@ -60,6 +61,7 @@ async def _owned_lead_id(deal_id: str, request: Request) -> str:
     "/deals",
     summary="Deals, filtered; owner=unassigned lists the unassigned queue",
     response_model=Page[DealView],
+    dependencies=runtime.requires("deals:read"),
 )
 async def list_deals(
     request: Request,
@@ -88,7 +90,7 @@ async def list_deals(
     return await cluster.page(request, deals, page, item, key_field="lead_id")
 
 
-@router.get("/deals/{deal_id}", responses=refusals(404))
+@router.get("/deals/{deal_id}", responses=refusals(404), dependencies=runtime.requires("deals:read"))
 async def get_deal(deal_id: str, request: Request) -> DealView:
     deal = deals.get(await _owned_lead_id(deal_id, request))
     if deal is None:
@@ -96,18 +98,19 @@ async def get_deal(deal_id: str, request: Request) -> DealView:
     return _view(deal)
 
 
-@router.post("/deals/{deal_id}/stage", responses=WRITE)
+@router.post("/deals/{deal_id}/stage", responses=WRITE, dependencies=runtime.requires("deals:write"))
 async def move_stage(deal_id: str, body: MoveRequest, request: Request) -> DealView:
     lead_id = await _owned_lead_id(deal_id, request)
-    command = MoveStage(lead_id=lead_id, stage=body.stage, proposal=body.proposal)
+    command = MoveStage(lead_id=lead_id, stage=body.stage, proposal=body.proposal, by=subject_of(request))
     deal: Deal = await commands.ask(command)
     return _view(deal)
 
 
-@router.post("/deals/{deal_id}/objections", responses=WRITE)
+@router.post("/deals/{deal_id}/objections", responses=WRITE, dependencies=runtime.requires("deals:write"))
 async def record_objection(deal_id: str, body: ObjectionRequest, request: Request) -> DealView:
     lead_id = await _owned_lead_id(deal_id, request)
-    deal: Deal = await commands.ask(RecordObjection(lead_id=lead_id, **body.model_dump()))
+    command = RecordObjection(lead_id=lead_id, **body.model_dump(), by=subject_of(request))
+    deal: Deal = await commands.ask(command)
     return _view(deal)
 
 
@@ -115,22 +118,30 @@ async def record_objection(deal_id: str, body: ObjectionRequest, request: Reques
     "/deals/{deal_id}/contacts",
     summary="Record a contact with the lead (a call, an email...)",
     responses=WRITE,
+    dependencies=runtime.requires("deals:write"),
 )
 async def record_contact(deal_id: str, body: ContactRequest, request: Request) -> DealView:
     lead_id = await _owned_lead_id(deal_id, request)
-    deal: Deal = await commands.ask(RecordContact(lead_id=lead_id, **body.model_dump()))
-    return _view(deal)
-
-
-@router.post("/deals/{deal_id}/close", responses=WRITE)
-async def close_deal(deal_id: str, body: CloseRequest, request: Request) -> DealView:
-    lead_id = await _owned_lead_id(deal_id, request)
-    command = CloseDeal(lead_id=lead_id, outcome=body.outcome, lines=body.lines, lost_reason=body.lost_reason)
+    command = RecordContact(lead_id=lead_id, **body.model_dump(), by=subject_of(request))
     deal: Deal = await commands.ask(command)
     return _view(deal)
 
 
-@router.get("/catalog")
+@router.post("/deals/{deal_id}/close", responses=WRITE, dependencies=runtime.requires("deals:write"))
+async def close_deal(deal_id: str, body: CloseRequest, request: Request) -> DealView:
+    lead_id = await _owned_lead_id(deal_id, request)
+    command = CloseDeal(
+        lead_id=lead_id,
+        outcome=body.outcome,
+        lines=body.lines,
+        lost_reason=body.lost_reason,
+        by=subject_of(request),
+    )
+    deal: Deal = await commands.ask(command)
+    return _view(deal)
+
+
+@router.get("/catalog", dependencies=runtime.requires("deals:read"))
 async def get_catalog() -> dict[str, Any]:
     """The catalogue's products (inactive ones included, flagged), its version,
     currency and the largest discount a rep may give."""
@@ -142,7 +153,7 @@ async def get_catalog() -> dict[str, Any]:
     }
 
 
-@router.get("/reps")
+@router.get("/reps", dependencies=runtime.requires("deals:read"))
 async def list_reps(request: Request) -> RepsView:
     """Each rep's territories, capacity and load, and the deals waiting for one. Each
     desk's figures come from the worker holding it: one request to another worker
@@ -159,7 +170,7 @@ async def list_reps(request: Request) -> RepsView:
     )
 
 
-@router.get("/desks/{key}", responses=refusals(404))
+@router.get("/desks/{key}", responses=refusals(404), dependencies=runtime.requires("deals:read"))
 async def get_desk(key: str, request: Request) -> DeskView:
     """One assignment desk (see GET /reps for each rep's): its pool's reps and their
     load, its queue and its win rate; answered by the worker holding the desk."""
@@ -184,11 +195,16 @@ runtime.api.include_router(router)
 
 if settings.clock_control:
     # Tests only (LEADFLOW_CLOCK_CONTROL): lets time pass on this worker.
-    @runtime.api.get("/clock", tags=["testing"])
+    @runtime.api.get("/clock", tags=["testing"], dependencies=runtime.requires("deals:read"))
     async def read_clock() -> ClockView:
         return ClockView(now=clock.now(), offset_seconds=clock.offset.total_seconds())
 
-    @runtime.api.post("/clock", tags=["testing"], summary="Move this worker's clock forward")
+    @runtime.api.post(
+        "/clock",
+        tags=["testing"],
+        summary="Move this worker's clock forward",
+        dependencies=runtime.requires("deals:write"),
+    )
     async def advance_clock(body: ClockAdvance) -> ClockView:
         now = clock.advance(timedelta(seconds=body.seconds))
         return ClockView(now=now, offset_seconds=clock.offset.total_seconds())

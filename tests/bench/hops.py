@@ -101,7 +101,7 @@ from services.sales.domain.assignment import Roster
 from services.sales.domain.catalog import DEFAULT_CATALOG_FILE, Catalog, OrderedLine
 from services.sales.settings import DEFAULT_REPS_FILE
 from tests.bench.recovery import console, partition_of
-from tests.bench.results import RESULTS, cpu_seconds, machine, memory_mib, save
+from tests.bench.results import ISSUER, RESULTS, cpu_seconds, machine, memory_mib, save
 from tests.system import ROOT, Broker, Worker
 
 KAFKA_PORT = 45092
@@ -443,6 +443,8 @@ class HopWorker(Worker):
             "LEADFLOW_WEB_PORT": str(self.port),
             "LEADFLOW_DATA_DIR": str(self.data_dir),
             "LEADFLOW_INSTANCE_ID": f"{self.service}-{self.port}",
+            # Workers refuse to start without a token issuer; the bench calls no API route.
+            **ISSUER.service_env(),
             **self.env,
         }
         with self.log.open("wb") as log:
@@ -550,7 +552,12 @@ class Bench:
         hop the copier, then the service."""
         console.rule(f"{workers} worker(s) per hop, {self.records:,} records")
         self.broker.fresh()
-        env = {**os.environ, "LEADFLOW_KAFKA_BOOTSTRAP": BOOTSTRAP, "LEADFLOW_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            **ISSUER.service_env(),
+            "LEADFLOW_KAFKA_BOOTSTRAP": BOOTSTRAP,
+            "LEADFLOW_LOG_LEVEL": "WARNING",
+        }
         for hop in chosen:
             command = [sys.executable, "-m", f"services.{hop.name}", "topics"]
             subprocess.run(command, cwd=ROOT, env=env, check=True)

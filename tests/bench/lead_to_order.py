@@ -33,10 +33,12 @@ from rich.table import Table
 os.environ.setdefault("LEADFLOW_TEST_KAFKA_PORT", "19992")
 os.environ.setdefault("LEADFLOW_TEST_PORT_BASE", "18900")
 
-from tests.bench.results import machine, memory_mib, save  # after the env defaults above
-from tests.system import PORT_BASE, Broker, Worker, list_all, raw_records
+from tests.bench.results import ISSUER, machine, memory_mib, save  # after the env defaults above
+from tests.system import PORT_BASE, Broker, Worker, raw_records
 
 console = Console()
+# Every client here calls API routes: with a token of the bench's issuer, which the workers trust.
+AUTH = ISSUER.auth(subject="bench-lead-to-order")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -82,7 +84,7 @@ async def capture_throughput(base: str, run: str, count: int, concurrency: int) 
             latencies.append(time.perf_counter() - started)
             response.raise_for_status()
 
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, auth=AUTH) as client:
         started = time.perf_counter()
         await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
@@ -100,7 +102,7 @@ async def open_loop(
     responses: dict[int, httpx.Response] = {}
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
     # No pool timeout: a request waiting for a connection is late, and counted so.
-    async with httpx.AsyncClient(timeout=httpx.Timeout(120, pool=None), limits=limits) as client:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(120, pool=None), limits=limits, auth=AUTH) as client:
 
         async def one(i: int) -> None:
             response = await send(client, i)
@@ -142,7 +144,18 @@ def wait_for(check: Callable[[], bool], timeout: float = 300) -> None:
 
 
 def deals_by_lead(sales: str) -> dict[str, dict[str, Any]]:
-    return {d["lead_id"]: d for d in list_all(f"{sales}/deals")}
+    """Every deal, by lead id: the list's pages, following its cursor."""
+    deals: dict[str, dict[str, Any]] = {}
+    query = {"limit": "1000"}
+    with httpx.Client(timeout=30, auth=AUTH) as client:
+        while True:
+            response = client.get(f"{sales}/deals", params=query)
+            response.raise_for_status()
+            page = response.json()
+            deals |= {d["lead_id"]: d for d in page["items"]}
+            if page["next_cursor"] is None:
+                return deals
+            query["cursor"] = page["next_cursor"]
 
 
 def since(start: Mapping[int, float], end: Mapping[int, float | None]) -> list[float]:
@@ -153,7 +166,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     broker = Broker()
     broker.fresh()
     workers = {
-        name: Worker(name, PORT_BASE + offset, env={"LEADFLOW_LOG_LEVEL": "WARNING"}).start()
+        name: Worker(
+            name, PORT_BASE + offset, env={**ISSUER.service_env(), "LEADFLOW_LOG_LEVEL": "WARNING"}
+        ).start()
         for offset, name in ((1, "marketing"), (2, "sales"), (3, "orders"))
     }
     try:

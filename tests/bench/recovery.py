@@ -63,7 +63,7 @@ from rich.table import Table
 from schemas.envelope import CONTENT_TYPE, new_event
 from schemas.events import Company, Contact, Customer, DealClosed, DealLine, Outcome
 from services.orders.domain.orders import Order
-from tests.bench.results import cpu_seconds, machine, memory_mib
+from tests.bench.results import ISSUER, cpu_seconds, machine, memory_mib
 from tests.system import raw_records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +77,8 @@ OUT = ROOT / ".cache" / "bench" / "recovery.json"
 PARTITIONS = 6  # LEADFLOW_TOPIC_PARTITIONS default, which the workers use
 LEAD_NAMESPACE = uuid.UUID("6f1b3d2e-2c1a-4d53-9a55-1eadf10eb0b0")
 FORWARDED = {"x-leadflow-forwarded": "1"}  # answer locally or 503: an ownership probe
+# The bench's bearer token on the order reads (API routes); /readyz and /metrics are open.
+AUTH = ISSUER.auth(subject="bench-recovery")
 
 console = Console() if sys.stdout.isatty() else Console(width=170)
 
@@ -222,6 +224,8 @@ class Worker:
             "LEADFLOW_LOG_LEVEL": "INFO",
             # Stable across restarts, as a StatefulSet pod's name is (static membership).
             "LEADFLOW_INSTANCE_ID": f"{self.label}-{self.port}",
+            # Workers refuse to start without a token issuer: the bench's own.
+            **ISSUER.service_env(),
             **self.env,
         }
         with self.log_path.open("wb") as log:
@@ -443,6 +447,7 @@ def probe_format() -> tuple[Template, dict[str, Any]]:
 def create_topics(app_id: str) -> None:
     env = {
         **os.environ,
+        **ISSUER.service_env(),
         "LEADFLOW_KAFKA_BOOTSTRAP": BOOTSTRAP,
         "LEADFLOW_APP_ID": app_id,
         "LEADFLOW_LOG_LEVEL": "WARNING",
@@ -491,7 +496,7 @@ def verify(workers: list[Worker], leads: list[str], samples: int = 5) -> dict[st
     orders by status, summed over the workers, is every lead."""
     for lead_id in random.sample(leads, samples):
         worker = random.choice(workers)
-        answer = httpx.get(f"{worker.url}/orders/order-{lead_id}", timeout=30)
+        answer = httpx.get(f"{worker.url}/orders/order-{lead_id}", auth=AUTH, timeout=30)
         if answer.status_code != 200 or answer.json()["lead_id"] != lead_id:
             raise AssertionError(
                 f"GET order-{lead_id} on {worker.label}: {answer.status_code} {answer.text[:300]}"
@@ -506,7 +511,8 @@ def local_status(worker: Worker, lead_id: str) -> int:
     """What `worker` itself answers for the lead's order (a request marked forwarded is
     not passed on: 503 when another worker owns the key), 0 for no answer."""
     try:
-        return httpx.get(f"{worker.url}/orders/order-{lead_id}", headers=FORWARDED, timeout=5).status_code
+        url = f"{worker.url}/orders/order-{lead_id}"
+        return httpx.get(url, headers=FORWARDED, auth=AUTH, timeout=5).status_code
     except httpx.HTTPError:
         return 0
 
@@ -672,7 +678,8 @@ class Bench:
                         "victim": victim_memory,
                     }
                 )
-            answer = httpx.get(f"{survivor.url}/orders/order-{next(iter(moved.values()))}", timeout=30)
+            moved_order = f"{survivor.url}/orders/order-{next(iter(moved.values()))}"
+            answer = httpx.get(moved_order, auth=AUTH, timeout=30)
             assert answer.status_code == 200, answer.text
             verify([survivor], leads)
             self.record(n, store, scenario, runs, verified=checked, **memory_mib(survivor.pid))

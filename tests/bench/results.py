@@ -8,9 +8,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from schemas.access import LocalIssuer
 from tests.system import ROOT
 
 RESULTS = ROOT / ".cache" / "bench" / "results.json"
+# The benches' stand-in token issuer: their workers trust it (its service_env),
+# their clients call the API routes with its tokens (its auth()).
+ISSUER = LocalIssuer(ROOT / ".cache" / "bench" / "issuer")
 
 
 def machine() -> dict[str, Any]:

@@ -6,7 +6,9 @@ the broker crashes, a worker freezes and each service is restarted rolling. Once
 the pipeline has drained, every acknowledged capture must be exactly one lead and
 one deal, and every acknowledged won close exactly one order, with no dead letter.
 Exit 0 only then. The last line of the output sums it up; the whole report is in
-.cache/chaos/<seed>.json, the workers' logs in .cache/chaos/run-<seed>/.
+.cache/chaos/<seed>.json, the workers' logs in .cache/chaos/run-<seed>/. The
+workers trust a stand-in token issuer of the run's own (run-<seed>/issuer/), and
+the clients call them with its tokens.
 """
 
 import argparse
@@ -18,11 +20,13 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.console import Console
 
+from schemas.access import LocalIssuer
 from tests.chaos import report
 from tests.chaos.check import Truth, check
 from tests.chaos.faults import Injector, crash, plan
@@ -74,9 +78,18 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def worker_env(args: argparse.Namespace, broker: RunBroker, name: str, port: int) -> dict[str, str]:
+def run_issuer(run_dir: Path) -> LocalIssuer:
+    """The run's token issuer: its workers trust it, its clients carry its tokens."""
+    return LocalIssuer(run_dir / "issuer").ensure_keys()
+
+
+def worker_env(
+    args: argparse.Namespace, broker: RunBroker, name: str, port: int, issuer: LocalIssuer
+) -> dict[str, str]:
     run_dir = ROOT / ".cache" / "chaos" / f"run-{args.seed}"
     env = {
+        # Every API route takes a bearer token: the workers trust the run's issuer.
+        **issuer.service_env(),
         "LEADFLOW_KAFKA_BOOTSTRAP": broker.bootstrap,
         "LEADFLOW_DATA_DIR": str(run_dir / "data" / name),
         # Explicit, so that nothing inherited makes two workers advertise one URL.
@@ -105,13 +118,14 @@ def busy_ports(ports: list[int]) -> list[int]:
 
 
 async def drive(
-    args: argparse.Namespace, supervisor: Supervisor, broker: RunBroker
+    args: argparse.Namespace, supervisor: Supervisor, broker: RunBroker, issuer: LocalIssuer
 ) -> tuple[dict[str, Any], bool]:
     """Load and faults, then the check; the report and whether the run passed."""
     urls = {s: [w.url for w in supervisor.of(s)] for s in SERVICES}
     # Captures and closes each have `clients` clients; the pool must not make them queue.
     limits = httpx.Limits(max_connections=2 * args.clients + 8)
-    async with httpx.AsyncClient(timeout=args.request_timeout, limits=limits) as http:
+    auth = issuer.auth(subject="chaos-load")
+    async with httpx.AsyncClient(timeout=args.request_timeout, limits=limits, auth=auth) as http:
         client = Client(http, urls, args.patience, random.Random(args.seed))
         campaign = await client.create("marketing", "/campaigns", campaign_body(args.seed))
         truth = Truth(campaign_id=campaign["campaign_id"])
@@ -126,7 +140,7 @@ async def drive(
             rolling=args.rolling,
         )
         load_running = threading.Event()
-        probe = Probe(urls, topic_partitions(), args.seed)
+        probe = Probe(urls, topic_partitions(), args.seed, auth=issuer.auth(subject="chaos-probe"))
         injector = Injector(
             supervisor, broker, schedule, random.Random(args.seed + 1), args.zombie_seconds, load_running
         )
@@ -210,11 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     broker = RunBroker(args.kafka_port, ROOT / ".cache" / f"kafka-chaos-{args.kafka_port}")
+    issuer = run_issuer(run_dir)
     workers = []
     for service in SERVICES:
         for index in range(args.workers):
             name, port = f"{service}-{index}", web_port(args.port_base, service, index)
-            env = worker_env(args, broker, name, port)
+            env = worker_env(args, broker, name, port, issuer)
             workers.append(SupervisedWorker(service, port, env, index=index, run_dir=run_dir))
     if busy := busy_ports([w.port for w in workers]):
         console.print(f"[red]ports in use: {busy}; choose another --port-base[/red]")
@@ -227,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         if supervisor.wait_all_ready() is None:
             console.print(f"[red]the workers did not all get ready; see {run_dir}[/red]")
             return 1
-        result, passed = asyncio.run(drive(args, supervisor, broker))
+        result, passed = asyncio.run(drive(args, supervisor, broker, issuer))
     except NotAcknowledged as unanswered:  # the check's own reads, after the load
         console.print(f"[red]could not read what the system shows: {unanswered}[/red]")
         return 1

@@ -7,7 +7,8 @@ partitioner does). Every ~250 ms each of them is read from its service the way a
 load balancer would: the workers in turn from a random one, until one answers
 for the key's owner (200 or 404: the owner looked it up; the ids never exist, so
 404 it is). A 503, a refused connection or a timeout from every worker: that
-partition was unserved at that moment. Per fault, the report then gives the
+partition was unserved at that moment. The reads carry the run's bearer token:
+a 401 or 403 is no owner's answer either. Per fault, the report then gives the
 longest stretch any partition of the faulted service went unserved.
 """
 
@@ -131,6 +132,8 @@ class Probe:
     seed: int
     interval: float = INTERVAL
     timeout: float = TIMEOUT
+    # The bearer token the reads carry: key reads are API routes like any other.
+    auth: httpx.Auth | None = None
     keys: list[str] = field(init=False)
     # service -> partition -> reads, in order (the reads of one partition never overlap).
     samples: dict[str, list[list[Sample]]] = field(init=False)
@@ -164,7 +167,7 @@ class Probe:
         # Reads of a partition do not overlap: one connection each is enough.
         reads = len(self.urls) * self.partitions
         limits = httpx.Limits(max_connections=2 * reads, max_keepalive_connections=2 * reads)
-        async with httpx.AsyncClient(timeout=self.timeout, limits=limits) as http:
+        async with httpx.AsyncClient(timeout=self.timeout, limits=limits, auth=self.auth) as http:
             await asyncio.gather(
                 *(
                     self._probe(http, service, partition, random.Random(f"{self.seed}-{service}-{partition}"))

@@ -60,9 +60,10 @@ from matplotlib.figure import Figure
 from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
+from schemas.access import LocalIssuer
 from tests.bench.results import cpu_seconds, machine, memory_mib
 from tests.chaos import report
-from tests.chaos.__main__ import busy_ports, console, worker_env
+from tests.chaos.__main__ import busy_ports, console, run_issuer, worker_env
 from tests.chaos.check import Truth, Verdict, check
 from tests.chaos.load import Client, Load, NotAcknowledged, campaign_body, plan_leads
 from tests.chaos.observe import Drain, observe, read_records, wait_drained
@@ -446,11 +447,15 @@ class Outcome:
     waits: dict[str, dict[str, float]]
 
 
-async def drive(args: argparse.Namespace, supervisor: Supervisor, broker: RunBroker) -> Outcome:
+async def drive(
+    args: argparse.Namespace, supervisor: Supervisor, broker: RunBroker, issuer: LocalIssuer
+) -> Outcome:
     urls = {s: [w.url for w in supervisor.of(s)] for s in SERVICES}
     # Captures and closes each have `clients` clients, and the sampler one per worker.
     limits = httpx.Limits(max_connections=2 * args.clients + len(supervisor.workers) + 8)
-    async with httpx.AsyncClient(timeout=args.request_timeout, limits=limits) as http:
+    # The API routes take the run issuer's token (/metrics, which the sampler reads, is open).
+    auth = issuer.auth(subject="soak-load")
+    async with httpx.AsyncClient(timeout=args.request_timeout, limits=limits, auth=auth) as http:
         client = Client(http, urls, args.patience, random.Random(args.seed))
         campaign = await client.create("marketing", "/campaigns", campaign_body(args.seed))
         truth = Truth(campaign_id=campaign["campaign_id"])
@@ -587,13 +592,17 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     broker = RunBroker(args.kafka_port, SOAK_DIR / f"kafka-{args.kafka_port}")
+    issuer = run_issuer(run_dir)
 
     workers = []
     for service in SERVICES:
         for index in range(args.workers):
             name, port = f"{service}-{index}", web_port(args.port_base, service, index)
             # The chaos suite's environment, with the data in this run's directory.
-            env = {**worker_env(args, broker, name, port), "LEADFLOW_DATA_DIR": str(run_dir / "data" / name)}
+            env = {
+                **worker_env(args, broker, name, port, issuer),
+                "LEADFLOW_DATA_DIR": str(run_dir / "data" / name),
+            }
             workers.append(SupervisedWorker(service, port, env, index=index, run_dir=run_dir))
     if busy := busy_ports([w.port for w in workers] + [args.kafka_port]):
         console.print(f"[red]ports in use: {busy}; choose another --port-base or --kafka-port[/red]")
@@ -609,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         if supervisor.wait_all_ready() is None:
             console.print(f"[red]the workers did not all get ready; see {run_dir}[/red]")
             return 1
-        outcome = asyncio.run(drive(args, supervisor, broker))
+        outcome = asyncio.run(drive(args, supervisor, broker, issuer))
     except NotAcknowledged as unanswered:  # the check's own reads, after the load
         console.print(f"[red]could not read what the system shows: {unanswered}[/red]")
         return 1

@@ -1,9 +1,11 @@
 """The soak's memory verdict catches growth the data does not explain, and its
 arguments set its workers up; no broker needed."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
-from tests.chaos.__main__ import worker_env
+from schemas.access import LOCAL_ISSUER
+from tests.chaos.__main__ import run_issuer, worker_env
 from tests.chaos.soak import Sample, arguments, judge, warmup_end
 
 W = "sales-0"
@@ -50,8 +52,12 @@ def test_the_warm_up_lasts_a_share_of_the_leads_and_two_minutes_at_least() -> No
     assert [None if end is None else end.at_s for end in ends] == [120, 200, None]
 
 
-def test_the_soak_s_arguments_give_its_workers_their_settings() -> None:
+def test_the_soak_s_arguments_give_its_workers_their_settings(tmp_path: Path) -> None:
     broker = SimpleNamespace(bootstrap="127.0.0.1:55092")
-    env = worker_env(arguments(["--store", "rocksdb://"]), broker, "marketing-0", 55001)  # type: ignore[arg-type]
+    issuer = run_issuer(tmp_path)
+    env = worker_env(arguments(["--store", "rocksdb://"]), broker, "marketing-0", 55001, issuer)  # type: ignore[arg-type]
     assert (env["LEADFLOW_STORE"], env["LEADFLOW_INSTANCE_ID"]) == ("rocksdb://", "marketing-0")
     assert env["LEADFLOW_STANDBY_REPLICAS"] == "1"
+    # The workers trust the run's own issuer, whose tokens the clients carry.
+    assert env["LEADFLOW_AUTH_PUBLIC_KEY_FILE"] == str((tmp_path / "issuer" / "public.pem").resolve())
+    assert env["LEADFLOW_AUTH_ISSUER"] == LOCAL_ISSUER

@@ -21,6 +21,8 @@ from schemas.topics import EVENT_TOPICS, dead_letter_topic
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "leadflow"
 PRODUCTION_VALUES = CHART / "values-production.yaml"
+# The token issuer every install must name (the chart refuses to render without).
+ISSUER_VALUES = Path(__file__).parent / "values" / "issuer.yaml"
 RULES_FILE = ROOT / "deploy" / "prometheus" / "rules" / "leadflow.rules.yaml"
 TOPOLOGY_FILE = CHART / "files" / "topology.yaml"
 SERVICES = ("marketing", "sales", "orders")
@@ -95,10 +97,15 @@ def _render(values: tuple[Path, ...], settings: tuple[tuple[str, str], ...], sho
 
 
 def render(
-    *values: Path, settings: dict[str, str] | None = None, show_only: str | None = None
+    *values: Path,
+    settings: dict[str, str] | None = None,
+    show_only: str | None = None,
+    issuer: bool = True,
 ) -> list[dict[str, Any]]:
-    """Every object `helm template` renders for these values files and --set pairs."""
-    return load_all(_render(values, tuple(sorted((settings or {}).items())), show_only))
+    """Every object `helm template` renders for these values files and --set pairs,
+    over ISSUER_VALUES unless `issuer` is False."""
+    files = (ISSUER_VALUES, *values) if issuer else values
+    return load_all(_render(files, tuple(sorted((settings or {}).items())), show_only))
 
 
 class _Literal(yaml.SafeDumper):

@@ -14,6 +14,7 @@ from schemas import topics as event_topics
 from services.runtime.settings import ServiceSettings
 from tests.deploy.chart import (
     CHART,
+    ISSUER_VALUES,
     KUBERNETES_VERSION,
     PRODUCTION_VALUES,
     RULES_FILE,
@@ -75,7 +76,7 @@ def partitions_of(objects: list[dict[str, Any]]) -> int:
 
 def test_chart_passes_helm_lint() -> None:
     for values in VALUES.values():
-        extra = [arg for path in values for arg in ("--values", str(path))]
+        extra = [arg for path in (ISSUER_VALUES, *values) for arg in ("--values", str(path))]
         done = subprocess.run(
             [str(helm()), "lint", "--strict", str(CHART), *extra], capture_output=True, text=True, check=False
         )
@@ -382,11 +383,14 @@ def test_network_policy_lets_in_only_the_scraper_peers_and_api_clients(
         assert spec["policyTypes"] == ["Ingress", "Egress"]
         (ingress,) = spec["ingress"]
         assert ingress["from"] == [*values["scraper"]["peers"], own, *values["apiClients"]]
-        kafka, peers, dns = spec["egress"]
+        kafka, peers, dns, issuer = spec["egress"]
         assert kafka["to"] == values["kafka"]["peers"]
         assert [p["port"] for p in kafka["ports"]] == [9093]
         assert peers["to"] == [own]
         assert {p["port"] for p in dns["ports"]} == {53}
+        # The issuer's keys, from its JWKS URL.
+        assert issuer["to"] == values["issuer"]["peers"]
+        assert [p["port"] for p in issuer["ports"]] == [443]
 
 
 def test_a_network_policy_without_the_brokers_does_not_render() -> None:
@@ -468,3 +472,101 @@ def test_marketing_rules_can_be_replaced_from_values() -> None:
     assert volumes["files"]["configMap"]["name"] == config["metadata"]["name"]
     # A changed file rolls the pods.
     assert marketing["spec"]["template"]["metadata"]["annotations"]["checksum/files"]
+
+
+def auth_env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        e["name"]: e for e in container["env"] if e["name"].startswith(("LEADFLOW_AUTH_", "LEADFLOW_METRICS"))
+    }
+
+
+def test_workers_trust_the_configured_issuer_and_metrics_take_the_prometheus_token(
+    production: list[dict[str, Any]],
+) -> None:
+    values = yaml.safe_load(PRODUCTION_VALUES.read_text())
+    auth = values["auth"]
+    secret = {"name": values["metrics"]["token"]["secretName"], "key": values["metrics"]["token"]["key"]}
+    for name, _, container in containers(production):
+        env = auth_env(container)
+        assert env["LEADFLOW_AUTH_ISSUER"]["value"] == auth["issuer"], name
+        assert env["LEADFLOW_AUTH_AUDIENCE"]["value"] == "leadflow", name
+        assert env["LEADFLOW_AUTH_JWKS_URL"]["value"] == auth["jwksUrl"], name
+        assert "LEADFLOW_AUTH_PUBLIC_KEY_FILE" not in env, name
+        assert env["LEADFLOW_AUTH_LEEWAY_SECONDS"]["value"] == "30", name
+        # What the worker reads (pydantic-settings: a JSON list).
+        settings = ServiceSettings(
+            service="any",
+            web_port=1,
+            auth_algorithms=yaml.safe_load(env["LEADFLOW_AUTH_ALGORITHMS"]["value"]),
+        )
+        assert settings.auth_algorithms == ["RS256"], name
+        # The metrics token from its Secret only, never a value in the chart.
+        assert env["LEADFLOW_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"] == secret, name
+        assert "value" not in env["LEADFLOW_METRICS_TOKEN"], name
+    for monitor in of_kind(production, "ServiceMonitor"):
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["authorization"] == {"type": "Bearer", "credentials": secret}
+
+
+def test_the_issuer_s_public_key_can_come_from_a_secret_instead_of_a_jwks_url() -> None:
+    objects = render(
+        issuer=False,
+        settings={
+            "auth.issuer": "https://issuer.internal",
+            "auth.publicKey.secretName": "leadflow-issuer",
+            "auth.algorithms[0]": "ES256",
+            "auth.audience": "leadflow-eu",
+        },
+    )
+    for name, pod, container in containers(objects):
+        env = auth_env(container)
+        assert "LEADFLOW_AUTH_JWKS_URL" not in env, name
+        assert "LEADFLOW_METRICS_TOKEN" not in env, name  # /metrics stays open by default
+        assert env["LEADFLOW_AUTH_AUDIENCE"]["value"] == "leadflow-eu", name
+        assert env["LEADFLOW_AUTH_ALGORITHMS"]["value"] == '["ES256"]', name
+        key_file = Path(env["LEADFLOW_AUTH_PUBLIC_KEY_FILE"]["value"])
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(key_file.parent)]
+        assert mount["readOnly"] is True, name
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert volume["secret"] == {
+            "secretName": "leadflow-issuer",
+            "items": [{"key": "public.pem", "path": key_file.name}],
+        }, name
+
+
+@pytest.mark.parametrize(
+    ("settings", "refusal"),
+    [
+        ({}, r"auth\.issuer is required"),
+        (
+            {"auth.issuer": "https://issuer.internal"},
+            "exactly one of auth.jwksUrl and auth.publicKey.secretName",
+        ),
+        (
+            {
+                "auth.issuer": "https://issuer.internal",
+                "auth.jwksUrl": "https://issuer.internal/jwks",
+                "auth.publicKey.secretName": "leadflow-issuer",
+            },
+            "exactly one of auth.jwksUrl and auth.publicKey.secretName",
+        ),
+        (
+            {
+                "auth.issuer": "https://issuer.internal",
+                "auth.jwksUrl": "https://issuer.internal/jwks",
+                "networkPolicy.enabled": "true",
+                "networkPolicy.kafka.peers[0].ipBlock.cidr": "10.0.0.0/8",
+            },
+            r"networkPolicy\.issuer\.peers is empty",
+        ),
+    ],
+    ids=["no-issuer", "no-keys", "two-key-sources", "jwks-behind-a-network-policy"],
+)
+def test_values_without_a_usable_issuer_do_not_render(settings: dict[str, str], refusal: str) -> None:
+    with pytest.raises(RenderError, match=refusal):
+        render(issuer=False, settings=settings)
+
+
+def test_the_values_schema_refuses_a_symmetric_algorithm() -> None:
+    with pytest.raises(RenderError, match="/auth/algorithms/0"):
+        render(settings={"auth.algorithms[0]": "HS256"})

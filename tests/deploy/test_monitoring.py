@@ -12,14 +12,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import SERVICE_PORTS
 from tests.deploy.chart import ROOT, RULES_FILE, prometheus_bin
-from tests.system import PORT_BASE, Worker, eventually, produce, unique_email
+from tests.system import PORT_BASE, Worker, api, eventually, produce, unique_email
 
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "leadflow.json"
@@ -52,7 +51,7 @@ def capture(marketing: Worker) -> str:
         "consent": True,
         "intent": "demo_request",
     }
-    response = httpx.post(f"{marketing.url}/leads", json=body, timeout=20)
+    response = api.post(f"{marketing.url}/leads", json=body, timeout=20)
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "qualified"
     return str(response.json()["lead_id"])
@@ -60,13 +59,13 @@ def capture(marketing: Worker) -> str:
 
 def win(sales: Worker, lead_id: str) -> str:
     def deal() -> dict[str, Any] | None:
-        items = httpx.get(f"{sales.url}/deals", params={"lead_id": lead_id}, timeout=10).json()["items"]
+        items = api.get(f"{sales.url}/deals", params={"lead_id": lead_id}, timeout=10).json()["items"]
         return items[0] if items else None
 
     deal_id = str(eventually(deal)["deal_id"])
-    catalog = httpx.get(f"{sales.url}/catalog", timeout=10).json()["items"]
+    catalog = api.get(f"{sales.url}/catalog", timeout=10).json()["items"]
     sku = next(p["sku"] for p in catalog if p.get("active", True))
-    closed = httpx.post(
+    closed = api.post(
         f"{sales.url}/deals/{deal_id}/close",
         json={"outcome": "won", "lines": [{"sku": sku, "quantity": 1}]},
         timeout=20,
@@ -78,7 +77,7 @@ def win(sales: Worker, lead_id: str) -> str:
 @pytest.fixture(scope="module")
 def expositions(system: dict[str, Worker], scenario: None) -> dict[str, str]:
     """Each service's /metrics after the scenario, by service."""
-    return {name: httpx.get(f"{w.url}/metrics", timeout=10).text for name, w in system.items()}
+    return {name: api.get(f"{w.url}/metrics", timeout=10).text for name, w in system.items()}
 
 
 def prometheus_config(rules_dir: Path) -> dict[str, Any]:
@@ -116,7 +115,7 @@ def prometheus(system: dict[str, Worker], tmp_path_factory: pytest.TempPathFacto
 
         def ready() -> bool:
             assert process.poll() is None, (home / "prometheus.log").read_text()[-3000:]
-            return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
+            return api.get(f"{url}/-/ready", timeout=2).status_code == 200
 
         eventually(ready, timeout=30)
         yield url
@@ -131,7 +130,7 @@ def prometheus(system: dict[str, Worker], tmp_path_factory: pytest.TempPathFacto
 
 
 def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
-    answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": promql}, timeout=10).json()
+    answer = api.get(f"{prometheus}/api/v1/query", params={"query": promql}, timeout=10).json()
     assert answer["status"] == "success", (promql, answer)
     result: list[dict[str, Any]] = answer["data"]["result"]
     return result
@@ -152,7 +151,7 @@ def lead_to_order(system: dict[str, Worker]) -> None:
     deal_id = win(system["sales"], lead_id)
     orders = system["orders"]
     eventually(
-        lambda: httpx.get(f"{orders.url}/orders", params={"deal_id": deal_id}, timeout=10).json()["items"]
+        lambda: api.get(f"{orders.url}/orders", params={"deal_id": deal_id}, timeout=10).json()["items"]
     )
 
 
@@ -169,7 +168,7 @@ def scenario(system: dict[str, Worker], prometheus: str) -> None:
     lead_to_order(system)
     produce("leadflow-orders-commands", f"not-a-lead-{uuid.uuid4()}", b"this is not a command")
     orders = system["orders"]
-    eventually(lambda: "leadflow_dead_letters_total{" in httpx.get(f"{orders.url}/metrics", timeout=10).text)
+    eventually(lambda: "leadflow_dead_letters_total{" in api.get(f"{orders.url}/metrics", timeout=10).text)
 
 
 def test_prometheus_scrapes_business_and_faust_metrics_of_every_service(
@@ -217,7 +216,7 @@ def test_prometheus_counts_http_requests_by_route_template(
     # path no route serves); scrapes and probes are not counted.
     seen = query(prometheus, "group by (job, handler) (leadflow_http_requests_total)")
     for service, worker in system.items():
-        templates = set(httpx.get(f"{worker.url}/openapi.json", timeout=10).json()["paths"])
+        templates = set(api.get(f"{worker.url}/openapi.json", timeout=10).json()["paths"])
         templates |= {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}  # FastAPI's own
         handlers = {s["metric"]["handler"] for s in seen if s["metric"]["job"] == f"leadflow-{service}"}
         assert answered[service][0] in handlers, service
@@ -226,7 +225,7 @@ def test_prometheus_counts_http_requests_by_route_template(
 
 def test_alert_rules_load_evaluate_and_see_the_dead_letter(prometheus: str, scenario: None) -> None:
     def evaluated() -> list[dict[str, Any]]:
-        groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
+        groups = api.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
         return rules if rules and all(r.get("lastEvaluation", "").startswith("2") for r in rules) else []
 
@@ -238,7 +237,7 @@ def test_alert_rules_load_evaluate_and_see_the_dead_letter(prometheus: str, scen
     assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
 
     def dead_letter_alert() -> list[dict[str, Any]]:
-        alerts = httpx.get(f"{prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+        alerts = api.get(f"{prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
         return [
             a
             for a in alerts
@@ -254,7 +253,7 @@ def test_alert_rules_load_evaluate_and_see_the_dead_letter(prometheus: str, scen
     caught_up = 'leadflow:consumer_lag:sum{job="leadflow-orders", topic="deal.closed"} == 0'
     assert eventually(partial(query, prometheus, caught_up), timeout=30)
     # With every worker up, nothing says a service is down or missing.
-    alerts = httpx.get(f"{prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+    alerts = api.get(f"{prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
     names = {a["labels"]["alertname"] for a in alerts}
     assert not names & {"LeadflowServiceDown", "LeadflowServiceMissing"}
 

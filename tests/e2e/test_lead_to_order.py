@@ -4,11 +4,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jsonschema
 import pytest
 
-from tests.system import Record, Worker, eventually, read_topic, unique_email
+from tests.system import Record, Worker, api, eventually, read_topic, unique_email
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "json"
 
@@ -27,7 +26,7 @@ def capture(marketing: Worker, email: str, **overrides: object) -> dict[str, Any
         "intent": "demo_request",
         **overrides,
     }
-    response = httpx.post(f"{marketing.url}/leads", json=body, timeout=20)
+    response = api.post(f"{marketing.url}/leads", json=body, timeout=20)
     assert response.status_code == 202, response.text
     JOURNEY_LEADS.add(response.json()["lead_id"])
     return response.json()
@@ -35,7 +34,7 @@ def capture(marketing: Worker, email: str, **overrides: object) -> dict[str, Any
 
 def deal_of(sales: Worker, lead_id: str) -> dict[str, Any]:
     def find() -> dict[str, Any] | None:
-        items = httpx.get(f"{sales.url}/deals", params={"lead_id": lead_id}, timeout=10).json()["items"]
+        items = api.get(f"{sales.url}/deals", params={"lead_id": lead_id}, timeout=10).json()["items"]
         return items[0] if items else None
 
     return eventually(find)
@@ -50,7 +49,7 @@ def test_a_hand_raiser_becomes_an_order(system: dict[str, Worker]) -> None:
 
     deal = deal_of(sales, lead_id)
     assert deal["stage"] == "prospecting"
-    closed = httpx.post(
+    closed = api.post(
         f"{sales.url}/deals/{deal['deal_id']}/close",
         json={
             "outcome": "won",
@@ -60,9 +59,12 @@ def test_a_hand_raiser_becomes_an_order(system: dict[str, Worker]) -> None:
     )
     assert closed.status_code == 200, closed.text
     assert closed.json()["amount"] == "14400.00"
+    assert closed.json()["closed_by"] == "tests"  # the subject of the caller's token
+    [announced] = eventually(lambda: [r for r in read_topic("deal.closed") if r.key == lead_id])
+    assert announced.value["data"]["closed_by"] == "tests"
 
     def order() -> dict[str, Any] | None:
-        items = httpx.get(f"{orders.url}/orders", params={"deal_id": deal["deal_id"]}, timeout=10).json()
+        items = api.get(f"{orders.url}/orders", params={"deal_id": deal["deal_id"]}, timeout=10).json()
         return items["items"][0] if items["items"] else None
 
     made = eventually(order)
@@ -71,26 +73,24 @@ def test_a_hand_raiser_becomes_an_order(system: dict[str, Worker]) -> None:
     assert made["currency"] == "EUR"
     assert made["status"] == "created"
     # The outcome flows back to marketing.
-    eventually(lambda: httpx.get(f"{marketing.url}/leads/{lead_id}", timeout=10).json()["status"] == "won")
+    eventually(lambda: api.get(f"{marketing.url}/leads/{lead_id}", timeout=10).json()["status"] == "won")
 
 
 def test_a_lost_deal_makes_no_order(system: dict[str, Worker]) -> None:
     marketing, sales, orders = system["marketing"], system["sales"], system["orders"]
     lead_id = capture(marketing, unique_email("lost"), intent="contact_sales")["lead_id"]
     deal = deal_of(sales, lead_id)
-    lost = httpx.post(
+    lost = api.post(
         f"{sales.url}/deals/{deal['deal_id']}/close",
         json={"outcome": "lost", "lost_reason": "not_a_real_lead"},
         timeout=20,
     )
     assert lost.status_code == 200, lost.text
-    eventually(
-        lambda: httpx.get(f"{marketing.url}/leads/{lead_id}", timeout=10).json()["status"] == "recycled"
-    )
+    eventually(lambda: api.get(f"{marketing.url}/leads/{lead_id}", timeout=10).json()["status"] == "recycled")
     # Orders has seen the deal.closed by the time marketing has (same partition,
     # both consume it), so no order now means none will come.
     eventually(lambda: any(r.key == lead_id for r in read_topic("deal.closed")))
-    assert httpx.get(f"{orders.url}/orders", params={"deal_id": deal["deal_id"]}, timeout=10).json() == {
+    assert api.get(f"{orders.url}/orders", params={"deal_id": deal["deal_id"]}, timeout=10).json() == {
         "items": [],
         "next_cursor": None,
     }

@@ -35,6 +35,7 @@ MOVES: dict[OrderStatus, frozenset[OrderStatus]] = {
 class StatusChange(BaseModel):
     status: OrderStatus
     at: AwareDatetime
+    by: str | None = Field(default=None, description="Who moved the order here; null when Leadflow did")
 
 
 class Order(BaseModel):
@@ -136,11 +137,11 @@ def created_event(order: Order, *, namespace: UUID, source: str) -> CloudEvent[O
     )
 
 
-def change_status(order: Order, to: OrderStatus, now: datetime) -> Order:
+def change_status(order: Order, to: OrderStatus, now: datetime, *, by: str | None = None) -> Order:
     if to not in MOVES[order.status]:
         raise Conflict(f"order {order.order_id} is {order.status}; it cannot become {to}", field="status")
     return order.model_copy(
-        update={"status": to, "history": [*order.history, StatusChange(status=to, at=now)]}
+        update={"status": to, "history": [*order.history, StatusChange(status=to, at=now, by=by)]}
     )
 
 

@@ -83,6 +83,7 @@ class StageVisit(BaseModel):
     stage: Stage
     entered_at: AwareDatetime
     left_at: AwareDatetime | None = None
+    by: str | None = Field(default=None, description="Who moved the deal here; null when Leadflow did")
 
     def seconds(self, now: datetime) -> float:
         return ((self.left_at or now) - self.entered_at).total_seconds()
@@ -92,6 +93,7 @@ class Objection(BaseModel):
     objection: str
     resolution: str | None
     at: AwareDatetime
+    by: str | None = Field(default=None, description="Who recorded it")
 
 
 class Touchpoint(BaseModel):
@@ -100,6 +102,7 @@ class Touchpoint(BaseModel):
     channel: ContactChannel
     note: str | None
     at: AwareDatetime
+    by: str | None = Field(default=None, description="Who recorded it")
 
 
 class Deal(BaseModel):
@@ -130,6 +133,7 @@ class Deal(BaseModel):
     catalog_version: str | None = None
     lost_reason: LostReason | None = None
     closed_at: AwareDatetime | None = None
+    closed_by: str | None = Field(default=None, description="Who closed it")
 
     @property
     def is_closed(self) -> bool:
@@ -193,12 +197,12 @@ def _touched(deal: Deal, now: datetime) -> dict[str, object]:
     return {"first_contact_at": deal.first_contact_at or now}
 
 
-def _enter(deal: Deal, stage: Stage, now: datetime) -> dict[str, object]:
+def _enter(deal: Deal, stage: Stage, now: datetime, by: str | None) -> dict[str, object]:
     left = deal.current_visit.model_copy(update={"left_at": now})
     return {
         "stage": stage,
         "stage_entered_at": now,
-        "history": [*deal.history[:-1], left, StageVisit(stage=stage, entered_at=now)],
+        "history": [*deal.history[:-1], left, StageVisit(stage=stage, entered_at=now, by=by)],
     }
 
 
@@ -207,7 +211,9 @@ def _refuse_if_closed(deal: Deal, field: str | None = None) -> None:
         raise Conflict(f"deal {deal.deal_id} is {deal.stage}; it takes no more changes", field=field)
 
 
-def move(deal: Deal, to: Stage, now: datetime, proposal: Quote | None = None) -> Deal:
+def move(
+    deal: Deal, to: Stage, now: datetime, proposal: Quote | None = None, *, by: str | None = None
+) -> Deal:
     """Forward through the process; objections may send a deal back to presenting.
     `proposal`, when given, is what the rep now offers (it values the pipeline)."""
     _refuse_if_closed(deal, "stage")
@@ -219,26 +225,33 @@ def move(deal: Deal, to: Stage, now: datetime, proposal: Quote | None = None) ->
         raise Conflict(f"deal {deal.deal_id} cannot move from {deal.stage} back to {to}", field="stage")
     _refuse_if_full(deal.history, MAX_STAGE_VISITS, "stage visits", "stage")
     offer = {"proposal": proposal} if proposal is not None else {}
-    return deal.model_copy(update={**_enter(deal, to, now), **_touched(deal, now), **offer})
+    return deal.model_copy(update={**_enter(deal, to, now, by), **_touched(deal, now), **offer})
 
 
-def record_objection(deal: Deal, objection: str, resolution: str | None, now: datetime) -> Deal:
+def record_objection(
+    deal: Deal, objection: str, resolution: str | None, now: datetime, *, by: str | None = None
+) -> Deal:
     _refuse_if_closed(deal)
     _refuse_if_full(deal.objections, MAX_OBJECTIONS, "objections", "objection")
     return deal.model_copy(
         update={
-            "objections": [*deal.objections, Objection(objection=objection, resolution=resolution, at=now)],
+            "objections": [
+                *deal.objections,
+                Objection(objection=objection, resolution=resolution, at=now, by=by),
+            ],
             **_touched(deal, now),
         }
     )
 
 
-def record_contact(deal: Deal, channel: ContactChannel, note: str | None, now: datetime) -> Deal:
+def record_contact(
+    deal: Deal, channel: ContactChannel, note: str | None, now: datetime, *, by: str | None = None
+) -> Deal:
     _refuse_if_closed(deal)
     _refuse_if_full(deal.contacts, MAX_CONTACTS, "contacts", "channel")
     return deal.model_copy(
         update={
-            "contacts": [*deal.contacts, Touchpoint(channel=channel, note=note, at=now)],
+            "contacts": [*deal.contacts, Touchpoint(channel=channel, note=note, at=now, by=by)],
             **_touched(deal, now),
         }
     )
@@ -252,6 +265,7 @@ def close(
     lost_reason: LostReason | None,
     catalog: Catalog,
     now: datetime,
+    by: str | None = None,
 ) -> tuple[Deal, DealClosed]:
     """Win (lines priced from the catalogue) or lose (with a reason); the event says so."""
     if deal.is_closed:
@@ -280,7 +294,7 @@ def close(
         stage, reason = Stage.LOST, lost_reason
     closed = deal.model_copy(
         update={
-            **_enter(deal, stage, now),
+            **_enter(deal, stage, now, by),
             **_touched(deal, now),
             "lines": sold.lines,
             "list_amount": sold.list_amount,
@@ -290,6 +304,7 @@ def close(
             "catalog_version": sold.catalog_version,
             "lost_reason": reason,
             "closed_at": now,
+            "closed_by": by,
         }
     )
     event = closed_event(closed)
@@ -315,4 +330,5 @@ def closed_event(deal: Deal) -> DealClosed:
         opened_at=deal.opened_at,
         first_contact_at=deal.first_contact_at,
         closed_at=deal.closed_at,
+        closed_by=deal.closed_by,
     )

@@ -24,7 +24,6 @@ import sys
 import time
 from datetime import UTC, datetime
 
-import httpx
 from kafka import KafkaProducer
 
 from schemas import topics
@@ -40,7 +39,7 @@ from tests.integration.bad_input.journey import (
     stop_own_system,
     urls_of,
 )
-from tests.system import PORT_BASE, TEST_KAFKA_PORT, Worker
+from tests.system import PORT_BASE, TEST_KAFKA_PORT, Worker, api
 
 
 def fuzz(workers: dict[str, Worker], requests: int, seed_: int) -> bool:
@@ -77,7 +76,7 @@ def healthy(workers: dict[str, Worker], log_offsets: dict[str, int]) -> bool:
     for name, worker in workers.items():
         alive = worker.process is not None and worker.process.poll() is None
         crashes = poison.crash_lines(worker, log_offsets[name])
-        ready = alive and httpx.get(f"{worker.url}/readyz", timeout=10).status_code == 200
+        ready = alive and api.get(f"{worker.url}/readyz", timeout=10).status_code == 200
         print(f"{name}: alive {alive}, ready {ready}, crash lines {len(crashes)}")
         for line in crashes[:5]:
             print("  ", line[:300])

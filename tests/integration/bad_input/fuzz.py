@@ -41,6 +41,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.system import ISSUER
+
 # What the service promises in its document, and what only measures the document.
 CHECKS = [
     status_code_conformance,
@@ -182,6 +184,7 @@ class Fuzzer:
         self.schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
         self.result = FuzzResult(service)
         self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {ISSUER.token(subject='fuzzer')}"
 
     @property
     def operations(self) -> list[Operation]:

@@ -6,10 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from tests.chaos.supervisor import RunBroker
-from tests.system import ROOT, Worker, eventually, unique_email
+from tests.system import ROOT, Worker, api, eventually, unique_email
 
 SERVICES = ("marketing", "sales", "orders")
 
@@ -34,7 +32,7 @@ def capture(urls: Urls, *, campaign_id: str | None = None, intent: str | None = 
         "consent": True,
         "intent": intent,
     }
-    answer = httpx.post(f"{urls.marketing}/leads", json=body, timeout=30)
+    answer = api.post(f"{urls.marketing}/leads", json=body, timeout=30)
     assert answer.status_code == 202, answer.text
     lead_id: str = answer.json()["lead_id"]
     return lead_id
@@ -44,7 +42,7 @@ def first_item(url: str, params: dict[str, str], timeout: float) -> dict[str, An
     """The first item a list endpoint answers for `params`, once there is one."""
 
     def find() -> dict[str, Any] | None:
-        items: list[dict[str, Any]] = httpx.get(url, params=params, timeout=10).json()["items"]
+        items: list[dict[str, Any]] = api.get(url, params=params, timeout=10).json()["items"]
         return items[0] if items else None
 
     found: dict[str, Any] = eventually(find, timeout=timeout)
@@ -57,7 +55,7 @@ def deal_of(urls: Urls, lead_id: str, timeout: float = 60.0) -> dict[str, Any]:
 
 def close_won(urls: Urls, deal_id: str) -> dict[str, Any]:
     body = {"outcome": "won", "lines": [{"sku": "LF-CORE", "quantity": 1}]}
-    answer = httpx.post(f"{urls.sales}/deals/{deal_id}/close", json=body, timeout=30)
+    answer = api.post(f"{urls.sales}/deals/{deal_id}/close", json=body, timeout=30)
     assert answer.status_code == 200, answer.text
     closed: dict[str, Any] = answer.json()
     return closed
@@ -77,7 +75,7 @@ def seed(urls: Urls, *, open_deals: int = 3, won_deals: int = 2) -> dict[str, li
         "starts_on": "2026-03-01",
         "ends_on": "2026-03-31",
     }
-    answer = httpx.post(f"{urls.marketing}/campaigns", json=campaign, timeout=30)
+    answer = api.post(f"{urls.marketing}/campaigns", json=campaign, timeout=30)
     assert answer.status_code == 201, answer.text
     campaign_id: str = answer.json()["campaign_id"]
     qualified = [capture(urls, campaign_id=campaign_id) for _ in range(open_deals + won_deals)]
@@ -106,7 +104,7 @@ def lead_to_order(urls: Urls) -> str:
     assert order["total"] == "12000.00"
 
     def won() -> bool:
-        answer = httpx.get(f"{urls.marketing}/leads/{lead_id}", timeout=10)
+        answer = api.get(f"{urls.marketing}/leads/{lead_id}", timeout=10)
         return bool(answer.json()["status"] == "won")
 
     eventually(won, timeout=60)

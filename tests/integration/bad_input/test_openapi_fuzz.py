@@ -9,12 +9,11 @@ hold as floats, bodies near Kafka's record limit) are sent by hand below.
 import json
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.integration.bad_input.fuzz import KNOWN, fuzz_service
 from tests.integration.bad_input.journey import seed, urls_of
-from tests.system import Worker
+from tests.system import Worker, api
 
 REQUESTS = 300
 
@@ -142,8 +141,8 @@ def test_a_hostile_body_is_refused_with_a_4xx_and_the_worker_stays_ready(
     system: dict[str, Worker], service: str, path: str, body: bytes
 ) -> None:
     worker = system[service]
-    answer = httpx.post(
+    answer = api.post(
         f"{worker.url}{path}", content=body, headers={"content-type": "application/json"}, timeout=60
     )
     assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:500])
-    assert httpx.get(f"{worker.url}/readyz", timeout=10).status_code == 200
+    assert api.get(f"{worker.url}/readyz", timeout=10).status_code == 200

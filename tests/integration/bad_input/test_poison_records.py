@@ -11,13 +11,12 @@ tests.integration.bad_input.full` sends 10,000.
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
 import pytest
 
 from schemas import topics
 from tests.integration.bad_input import poison
 from tests.integration.bad_input.journey import lead_to_order, start_own_system, stop_own_system, urls_of
-from tests.system import PORT_BASE, TEST_KAFKA_PORT, Worker
+from tests.system import PORT_BASE, TEST_KAFKA_PORT, Worker, api
 
 COUNT = 300
 SEED = 9
@@ -121,7 +120,7 @@ def test_no_worker_crashed_and_every_worker_is_ready_after_the_poison(poisoned: 
         assert worker.process is not None
         assert worker.process.poll() is None, worker.tail()
         assert poison.crash_lines(worker, poisoned.log_offsets[name]) == [], name
-        assert httpx.get(f"{worker.url}/readyz", timeout=10).status_code == 200, name
+        assert api.get(f"{worker.url}/readyz", timeout=10).status_code == 200, name
 
 
 @pytest.mark.broker

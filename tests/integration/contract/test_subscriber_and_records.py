@@ -13,12 +13,11 @@ import uuid
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
 import pytest
 
 from schemas import generate, topics
 from schemas.subscriber import EventValidator, Invalid
-from tests.system import BOOTSTRAP, PORT_BASE, ROOT, Worker, eventually, read_topic, unique_email
+from tests.system import BOOTSTRAP, PORT_BASE, ROOT, Worker, api, eventually, read_topic, unique_email
 
 # Nothing listens there: a port of this session's range that no worker uses.
 UNREACHABLE = f"127.0.0.1:{PORT_BASE + 98}"
@@ -50,7 +49,7 @@ def hand_raiser(marketing: Worker) -> str:
         "consent": True,
         "intent": "contact_sales",
     }
-    response = httpx.post(f"{marketing.url}/leads", json=body, timeout=20)
+    response = api.post(f"{marketing.url}/leads", json=body, timeout=20)
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "qualified"
     lead_id: str = response.json()["lead_id"]
@@ -59,11 +58,11 @@ def hand_raiser(marketing: Worker) -> str:
 
 def close_won(sales: Worker, lead_id: str) -> dict[str, Any]:
     def deal() -> dict[str, Any] | None:
-        items = httpx.get(f"{sales.url}/deals", params={"lead_id": lead_id}, timeout=10).json()["items"]
+        items = api.get(f"{sales.url}/deals", params={"lead_id": lead_id}, timeout=10).json()["items"]
         return items[0] if items else None
 
     deal_id = eventually(deal)["deal_id"]
-    closed = httpx.post(
+    closed = api.post(
         f"{sales.url}/deals/{deal_id}/close",
         json={"outcome": "won", "lines": [{"sku": "LF-CORE", "quantity": 1}]},
         timeout=20,

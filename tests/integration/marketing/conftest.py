@@ -5,13 +5,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
 from schemas.envelope import CONTENT_TYPE, new_event
 from schemas.events import Company, Contact, Customer, DealClosed, DealLine, LostReason, Outcome
 from services.marketing.domain.identity import lead_id_for
 from services.marketing.settings import MarketingSettings
-from tests.system import post, produce
+from tests.system import api, post, produce
 
 NAMESPACE = MarketingSettings().id_namespace
 
@@ -31,7 +29,7 @@ def create_campaign(
         "ends_on": "2026-03-31",
         **extra,
     }
-    answer = httpx.post(f"{url}/campaigns", json=body, timeout=20)
+    answer = api.post(f"{url}/campaigns", json=body, timeout=20)
     assert answer.status_code == 201, answer.text
     campaign_id: str = answer.json()["campaign_id"]
     return campaign_id
@@ -64,14 +62,14 @@ def engage(url: str, lead_id: str, activity: str) -> dict[str, Any]:
 
 
 def lead(url: str, lead_id: str) -> dict[str, Any]:
-    answer = httpx.get(f"{url}/leads/{lead_id}", timeout=10)
+    answer = api.get(f"{url}/leads/{lead_id}", timeout=10)
     assert answer.status_code == 200, answer.text
     found: dict[str, Any] = answer.json()
     return found
 
 
 def performance(url: str, campaign_id: str) -> dict[str, Any]:
-    answer = httpx.get(f"{url}/campaigns/{campaign_id}/performance", timeout=10)
+    answer = api.get(f"{url}/campaigns/{campaign_id}/performance", timeout=10)
     assert answer.status_code == 200, answer.text
     found: dict[str, Any] = answer.json()
     return found
@@ -110,7 +108,7 @@ def close_deal(
 
 def metric(url: str, name: str, **labels: str) -> float:
     """A sample's value in the worker's /metrics (0 when absent)."""
-    text = httpx.get(f"{url}/metrics", timeout=10).text
+    text = api.get(f"{url}/metrics", timeout=10).text
     for line in text.splitlines():
         match = re.fullmatch(rf"{re.escape(name)}(?:\{{(.*)\}})? (\S+)", line)
         if match is None:

@@ -18,7 +18,7 @@ from tests.integration.marketing.conftest import (
     metric,
     performance,
 )
-from tests.system import Worker, eventually, read_topic, unique_email
+from tests.system import Worker, api, eventually, read_topic, unique_email
 
 
 def created_records(lead_id: str) -> list[dict[str, Any]]:
@@ -61,7 +61,7 @@ def test_captures_from_every_kind_of_channel(system: dict[str, Worker]) -> None:
         assert record["data"]["channel"] == channel
         assert record["data"]["campaign_id"] == campaign_id
     assert "no_consent" in lead(url, captured["event"])["disqualified_by"]
-    listed = httpx.get(f"{url}/leads", params={"campaign_id": campaign_id}, timeout=10).json()["items"]
+    listed = api.get(f"{url}/leads", params={"campaign_id": campaign_id}, timeout=10).json()["items"]
     assert {i["lead_id"] for i in listed} == set(captured.values())
 
 
@@ -73,7 +73,7 @@ def test_ten_concurrent_captures_of_one_person_make_one_lead(system: dict[str, W
     spellings = [email, email.upper(), f" {email} ", f"{local}+expo@{domain}"] * 3
 
     def post(written: str) -> httpx.Response:
-        return httpx.post(f"{url}/leads", json=lead_body(written.strip()), timeout=30)
+        return api.post(f"{url}/leads", json=lead_body(written.strip()), timeout=30)
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(post, spellings[:10]))
@@ -111,16 +111,16 @@ def test_bad_input_is_refused_with_its_reasons_and_nothing_is_written(system: di
         ),
     }
     for case, (body, fields) in refused.items():
-        answer = httpx.post(f"{url}/leads", json=body, timeout=20)
+        answer = api.post(f"{url}/leads", json=body, timeout=20)
         assert answer.status_code == 422, (case, answer.text)
         detail = answer.json()["detail"]
         assert [tuple(d["loc"][1:]) for d in detail] == fields, case
         assert all(d["msg"] for d in detail), case
         if "@" in body["contact"]["email"]:
             lead_id = lead_id_of(body["contact"]["email"])
-            assert httpx.get(f"{url}/leads/{lead_id}", timeout=10).status_code == 404, case
+            assert api.get(f"{url}/leads/{lead_id}", timeout=10).status_code == 404, case
             assert created_records(lead_id) == [], case
-    consent_reason = httpx.post(f"{url}/leads", json=refused["no_consent_on_a_form"][0], timeout=20).json()
+    consent_reason = api.post(f"{url}/leads", json=refused["no_consent_on_a_form"][0], timeout=20).json()
     assert (
         consent_reason["detail"][0]["msg"] == "consent is required for leads captured through the web channel"
     )
@@ -155,7 +155,7 @@ def test_a_nurtured_lead_qualifies_once_after_enough_engagement(system: dict[str
     }
     # Sales got its handover (and only one): a deal was opened from it.
     sales = system["sales"].url
-    eventually(lambda: httpx.get(f"{sales}/deals", params={"lead_id": lead_id}, timeout=10).json()["items"])
+    eventually(lambda: api.get(f"{sales}/deals", params={"lead_id": lead_id}, timeout=10).json()["items"])
     assert len(qualified_records(lead_id)) == 1
 
 
@@ -174,9 +174,7 @@ def test_metrics_count_captures_duplicates_refusals_and_decisions(system: dict[s
     capture(url, email, channel="partner")
     capture(url, email, channel="partner")
     assert (
-        httpx.post(
-            f"{url}/leads", json=lead_body(email, channel="web", consent=False), timeout=20
-        ).status_code
+        api.post(f"{url}/leads", json=lead_body(email, channel="web", consent=False), timeout=20).status_code
         == 422
     )
     after = {
@@ -196,6 +194,6 @@ def test_metrics_count_captures_duplicates_refusals_and_decisions(system: dict[s
         "disqualified": 1,
         "scored": 1,
     }
-    text = httpx.get(f"{url}/metrics", timeout=10).text
+    text = api.get(f"{url}/metrics", timeout=10).text
     assert email not in text
     assert lead_id_of(email) not in text

@@ -9,7 +9,6 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -22,7 +21,7 @@ from tests.integration.marketing.conftest import (
     lead_id_of,
     performance,
 )
-from tests.system import PORT_BASE, Worker, eventually, list_all, post, read_topic, unique_email
+from tests.system import PORT_BASE, Worker, api, eventually, list_all, post, read_topic, unique_email
 
 STRICT_VERSION = "strict-test-1"
 
@@ -70,7 +69,7 @@ def test_a_rules_file_swapped_without_code_changes_decides_differently(
     # A badge scan without consent: kept (and disqualified) by default, refused by the strict file.
     scan = {"channel": "event", "consent": False}
     assert capture(default_url, unique_email("scan"), **scan)["status"] == "disqualified"
-    refused = httpx.post(f"{strict_url}/leads", json=lead_body(unique_email("scan"), **scan), timeout=20)
+    refused = api.post(f"{strict_url}/leads", json=lead_body(unique_email("scan"), **scan), timeout=20)
     assert refused.status_code == 422
     assert refused.json()["detail"][0]["loc"] == ["body", "consent"]
     # Only the default deployment handed its hand-raiser to sales.

@@ -3,12 +3,11 @@ sales' outcomes arriving on deal.closed (put there directly, as sales would,
 once of them twice); and a CSV list import through the importer command."""
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from schemas.events import LostReason, Outcome
 from tests.integration.marketing.conftest import (
@@ -19,7 +18,7 @@ from tests.integration.marketing.conftest import (
     lead,
     performance,
 )
-from tests.system import ROOT, Worker, eventually, unique_email
+from tests.system import ISSUER, ROOT, Worker, api, eventually, unique_email
 
 EXAMPLE = ROOT / "services" / "marketing" / "examples" / "expo-2026.csv"
 
@@ -133,7 +132,7 @@ def test_revenue_in_another_currency_than_the_budget_leaves_roi_undefined(system
 
 
 def test_an_unknown_campaign_has_no_performance(system: dict[str, Worker]) -> None:
-    answer = httpx.get(f"{system['marketing'].url}/campaigns/no-such-campaign/performance", timeout=10)
+    answer = api.get(f"{system['marketing'].url}/campaigns/no-such-campaign/performance", timeout=10)
     assert answer.status_code == 404
     assert "no-such-campaign" in answer.json()["detail"][0]["msg"]
 
@@ -167,6 +166,7 @@ def test_a_list_import_brings_in_good_rows_and_reports_bad_ones(
             str(report),
         ],
         cwd=ROOT,
+        env={**os.environ, "LEADFLOW_TOKEN": ISSUER.token(subject="list-import", scopes=["leads:write"])},
         capture_output=True,
         text=True,
         timeout=120,
@@ -179,7 +179,7 @@ def test_a_list_import_brings_in_good_rows_and_reports_bad_ones(
     assert errors == [("11", "email"), ("12", "size"), ("13", "consent")]
     # The good rows are leads of the campaign, the duplicate row engagement on one of them.
     settles_at(url, campaign_id, {"leads": 8, "duplicate_captures": 1})
-    listed = httpx.get(f"{url}/leads", params={"campaign_id": campaign_id}, timeout=10).json()["items"]
+    listed = api.get(f"{url}/leads", params={"campaign_id": campaign_id}, timeout=10).json()["items"]
     assert len(listed) == 8
     assert {i["channel"] for i in listed} == {"event"}
     by_status = {

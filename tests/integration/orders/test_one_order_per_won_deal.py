@@ -22,7 +22,7 @@ from schemas.envelope import CONTENT_TYPE, new_event
 from schemas.events import Company, Contact, Customer, DealClosed, DealLine, LostReason, Outcome
 from schemas.subscriber import EventValidator
 from tests.conftest import SERVICE_PORTS
-from tests.system import BOOTSTRAP, PORT_BASE, Record, Worker, eventually, list_all, produce, read_topic
+from tests.system import BOOTSTRAP, PORT_BASE, Record, Worker, api, eventually, list_all, produce, read_topic
 
 SESSION_GROUP = "leadflow-orders"
 # Extra workers' ports: inside this session's range, clear of the session's own.
@@ -123,9 +123,9 @@ def test_a_won_deal_delivered_again_and_again_makes_one_order_and_one_event(
     assert order["currency"] == "EUR"
     assert [line["line_total"] for line in order["lines"]] == ["12000.00", "2400.00"]
     assert order["status"] == "created"
-    assert httpx.get(f"{orders.url}/orders/order-{won}", timeout=10).json() == order
+    assert api.get(f"{orders.url}/orders/order-{won}", timeout=10).json() == order
     assert orders_of(orders, deal_id=f"deal-{lost}") == []
-    assert httpx.get(f"{orders.url}/orders/order-{lost}", timeout=10).status_code == 404
+    assert api.get(f"{orders.url}/orders/order-{lost}", timeout=10).status_code == 404
 
     events = order_created({won, lost})
     # Every delivery sends it again, the very same event: subscribers drop the copies by id.
@@ -215,16 +215,16 @@ def wait_ready(*workers: Worker) -> None:
         worker.wait_ready(timeout=120)
     # Every worker ready at once: no rebalance left under way.
     eventually(
-        lambda: all(httpx.get(f"{w.url}/readyz", timeout=5).status_code == 200 for w in workers), timeout=60
+        lambda: all(api.get(f"{w.url}/readyz", timeout=5).status_code == 200 for w in workers), timeout=60
     )
 
 
 def status(worker: Worker, lead_id: str, to: str) -> httpx.Response:
-    return httpx.post(f"{worker.url}/orders/order-{lead_id}/status", json={"status": to}, timeout=30)
+    return api.post(f"{worker.url}/orders/order-{lead_id}/status", json={"status": to}, timeout=30)
 
 
 def in_status(worker: Worker) -> dict[str, float]:
-    text = httpx.get(f"{worker.url}/metrics", timeout=10).text
+    text = api.get(f"{worker.url}/metrics", timeout=10).text
     counts: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("leadflow_orders_in_status{"):
@@ -259,7 +259,7 @@ def test_one_order_per_won_deal_across_two_workers_a_crash_and_a_replay_from_off
         for worker in pair:
             [order] = orders_of(worker, deal_id=f"deal-{lead_id}")
             assert order["order_id"] == f"order-{lead_id}"
-            got = httpx.get(f"{worker.url}/orders/order-{lead_id}", timeout=20)  # forwarded to the owner
+            got = api.get(f"{worker.url}/orders/order-{lead_id}", timeout=20)  # forwarded to the owner
             assert got.status_code == 200, got.text
             assert got.json() == order
     assert orders_of(first, deal_id=f"deal-{lost}") == []
@@ -283,6 +283,8 @@ def test_one_order_per_won_deal_across_two_workers_a_crash_and_a_replay_from_off
     [fulfilled] = orders_of(second, deal_id=f"deal-{shipped}", status="fulfilled")
     moves = [(h["status"], datetime.fromisoformat(h["at"])) for h in fulfilled["history"]]
     assert [m[0] for m in moves] == ["created", "confirmed", "fulfilled"]
+    # Who moved it: the subject of the caller's token, kept through the forwarding.
+    assert [h["by"] for h in fulfilled["history"]] == [None, "tests", "tests"]
     assert [m[1] for m in moves] == sorted(m[1] for m in moves)
 
     # A redelivery, and a crash: new deals in a burst, then one worker killed outright,

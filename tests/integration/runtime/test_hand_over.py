@@ -13,11 +13,10 @@ import signal
 import uuid
 from pathlib import Path
 
-import httpx
 from kafka import KafkaAdminClient
 
 from tests.integration.orders.test_one_order_per_won_deal import deal_closed, publish
-from tests.system import BOOTSTRAP, PORT_BASE, Broker, Worker, eventually
+from tests.system import BOOTSTRAP, PORT_BASE, Broker, Worker, api, eventually
 
 SESSION_SECONDS = 60
 # Well inside the session: a stop that did not hand over would still be waited out.
@@ -63,7 +62,7 @@ def test_a_stopped_worker_s_partitions_go_to_the_one_that_remains(broker: Broker
 
         def every_order_made() -> bool:
             return all(
-                httpx.get(f"{stays.url}/orders/order-{lead_id}", timeout=5).status_code == 200
+                api.get(f"{stays.url}/orders/order-{lead_id}", timeout=5).status_code == 200
                 for lead_id in leads
             )
 

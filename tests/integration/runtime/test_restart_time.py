@@ -14,11 +14,10 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.integration.orders.test_one_order_per_won_deal import deal_closed, publish
-from tests.system import PORT_BASE, Broker, Worker, eventually
+from tests.system import PORT_BASE, Broker, Worker, api, eventually
 
 KILLED_TO_SERVING = 10.0
 STOPPED_UNSERVED = 5.0
@@ -62,7 +61,7 @@ def test_a_restarted_worker_serves_again_within_seconds(broker: Broker, service:
         killed_to_serving = ready_after(worker, restarted_at)
         if service == "orders":
             order = f"{worker.url}/orders/order-{lead_id}"
-            eventually(lambda: httpx.get(order, timeout=5).status_code == 200, timeout=30)
+            eventually(lambda: api.get(order, timeout=5).status_code == 200, timeout=30)
             killed_to_serving = time.monotonic() - restarted_at
 
         # SIGTERM: a rolling update. The worker finishes, commits and exits 0 quickly.

@@ -2,10 +2,9 @@
 
 import uuid
 
-import httpx
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
-from tests.system import BOOTSTRAP, Worker, eventually, produce, read_topic
+from tests.system import BOOTSTRAP, Worker, api, eventually, produce, read_topic
 
 
 def test_each_service_created_its_topics_with_one_partition_count(system: dict[str, Worker]) -> None:
@@ -53,4 +52,4 @@ def test_a_record_that_cannot_be_processed_goes_to_the_dlq_and_the_worker_goes_o
     assert b"Invalid JSON" in record.headers["dlq.error"]
     assert record.headers["trace"] == b"t-1"
     # The worker is still up and ready after it.
-    assert httpx.get(f"{system['sales'].url}/readyz", timeout=5).status_code == 200
+    assert api.get(f"{system['sales'].url}/readyz", timeout=5).status_code == 200

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.envelope import CONTENT_TYPE, new_event
 from schemas.events import Company, Contact, LeadQualified, ScoreReason
-from tests.system import BOOTSTRAP, PORT_BASE, Broker, Worker, eventually, list_all, produce, read_topic
+from tests.system import BOOTSTRAP, PORT_BASE, Broker, Worker, api, eventually, list_all, produce, read_topic
 
 HERE = Path(__file__).resolve().parent
 SCHEMAS = HERE.parents[2] / "schemas" / "json"
@@ -59,11 +59,11 @@ def pair(broker: Broker) -> Iterator[Pair]:
 
 
 def get(worker: Worker, path: str, **params: Any) -> httpx.Response:
-    return httpx.get(f"{worker.url}{path}", params=params, timeout=20)
+    return api.get(f"{worker.url}{path}", params=params, timeout=20)
 
 
 def post(worker: Worker, path: str, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{worker.url}{path}", json=body, timeout=20)
+    return api.post(f"{worker.url}{path}", json=body, timeout=20)
 
 
 def new_lead_id() -> str:

@@ -9,7 +9,9 @@ from services.marketing.importer import (
     ImportAborted,
     RowError,
     errors_of,
+    main,
     parse_row,
+    post,
     read_rows,
     write_report,
 )
@@ -117,3 +119,33 @@ def test_the_report_lists_each_problem_with_row_and_field(tmp_path: Path) -> Non
         "3,a@b,email,not an email",
         '3,a@b,size,"not, a number"',
     ]
+
+
+def test_without_a_bearer_token_nothing_is_imported(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LEADFLOW_TOKEN", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main([str(EXAMPLE), "--url", "http://127.0.0.1:9"])
+    assert exited.value.code == 2
+    assert "LEADFLOW_TOKEN" in capsys.readouterr().err
+
+
+def test_the_token_goes_with_every_row_and_a_refused_one_stops_the_import() -> None:
+    seen: list[str | None] = []
+
+    def service(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        if request.headers.get("authorization") != "Bearer good":
+            return httpx.Response(401, json={"detail": [{"msg": "Signature has expired"}]})
+        return httpx.Response(202, json={"lead_id": "x", "duplicate": False})
+
+    transport = httpx.MockTransport(service)
+    with httpx.Client(transport=transport, headers={"Authorization": "Bearer good"}) as client:
+        assert post(client, "http://marketing", {}).status_code == 202
+    with (
+        httpx.Client(transport=transport, headers={"Authorization": "Bearer old"}) as client,
+        pytest.raises(ImportAborted, match="refused the token: HTTP 401: Signature has expired"),
+    ):
+        post(client, "http://marketing", {})
+    assert seen == ["Bearer good", "Bearer old"]  # a refused token is not tried again

@@ -149,3 +149,12 @@ def test_deal_to_order_latency_is_from_close_to_when_orders_made_it_and_never_ne
 def test_order_ids_route_to_their_lead() -> None:
     assert lifecycle.lead_id_of("order-lead-9") == "lead-9"
     assert lifecycle.lead_id_of("deal-lead-9") is None
+
+
+def test_a_status_change_records_who_made_it() -> None:
+    order = lifecycle.order_from_deal(won())
+    confirmed = lifecycle.change_status(order, OrderStatus.CONFIRMED, NOW, by="ops-carla")
+    assert [(c.status, c.by) for c in confirmed.history] == [
+        (OrderStatus.CREATED, None),
+        (OrderStatus.CONFIRMED, "ops-carla"),
+    ]

@@ -14,7 +14,7 @@ from services.runtime.errors import Conflict
 class Bump(LeadCommand):
     kind: Literal["bump"] = "bump"
     lead_id: str = "k"
-    by: int
+    step: int
 
 
 class FakeDeadLetters:
@@ -36,11 +36,11 @@ def channel() -> tuple[faust.App, Commands[Bump], FakeDeadLetters]:
 
 
 async def handle(command: Bump) -> int:
-    if command.by < 0:
-        raise Conflict("cannot bump backwards", field="by")
-    if command.by == 0:
+    if command.step < 0:
+        raise Conflict("cannot bump backwards", field="step")
+    if command.step == 0:
         raise RuntimeError("boom")
-    return command.by * 2
+    return command.step * 2
 
 
 async def run(app: faust.App, commands: Commands[Bump], *values: bytes, key: bytes = b"k") -> None:
@@ -61,7 +61,7 @@ def waiting(commands: Commands[Bump], command: Bump) -> asyncio.Future[Any]:
 
 async def test_the_handlers_outcome_settles_the_waiting_caller(channel: Any) -> None:
     app, commands, dead = channel
-    command = Bump(by=21)
+    command = Bump(step=21)
     future = waiting(commands, command)
     await run(app, commands, command.model_dump_json().encode())
     assert future.result() == 42
@@ -70,7 +70,7 @@ async def test_the_handlers_outcome_settles_the_waiting_caller(channel: Any) -> 
 
 async def test_a_domain_refusal_reaches_the_caller_and_no_dead_letter_is_written(channel: Any) -> None:
     app, commands, dead = channel
-    command = Bump(by=-1)
+    command = Bump(step=-1)
     future = waiting(commands, command)
     await run(app, commands, command.model_dump_json().encode())
     with pytest.raises(Conflict, match="backwards"):
@@ -80,9 +80,9 @@ async def test_a_domain_refusal_reaches_the_caller_and_no_dead_letter_is_written
 
 async def test_a_failing_handler_dead_letters_the_command_and_tells_the_caller(channel: Any) -> None:
     app, commands, dead = channel
-    command = Bump(by=0)
+    command = Bump(step=0)
     future = waiting(commands, command)
-    await run(app, commands, command.model_dump_json().encode(), Bump(by=1).model_dump_json().encode())
+    await run(app, commands, command.model_dump_json().encode(), Bump(step=1).model_dump_json().encode())
     with pytest.raises(RuntimeError, match="boom"):
         future.result()
     [(message, error)] = dead.sent
@@ -92,7 +92,7 @@ async def test_a_failing_handler_dead_letters_the_command_and_tells_the_caller(c
 
 async def test_an_unreadable_command_is_dead_lettered_and_the_stream_goes_on(channel: Any) -> None:
     app, commands, dead = channel
-    command = Bump(by=2)
+    command = Bump(step=2)
     future = waiting(commands, command)
     await run(app, commands, b"not json", command.model_dump_json().encode())
     assert future.result() == 4
@@ -103,7 +103,7 @@ async def test_an_unreadable_command_is_dead_lettered_and_the_stream_goes_on(cha
 async def test_a_command_keyed_other_than_its_lead_is_dead_lettered_unapplied(channel: Any) -> None:
     # Applied, it would change a lead whose partition (and table entry) another worker owns.
     app, commands, dead = channel
-    command = Bump(by=2, lead_id="lead-1")
+    command = Bump(step=2, lead_id="lead-1")
     future = waiting(commands, command)
     await run(app, commands, command.model_dump_json().encode(), key=b"lead-2")
     assert not future.done()
@@ -122,7 +122,7 @@ async def test_a_request_cut_by_the_servers_shutdown_is_told_to_retry(channel: A
         sent.set()
 
     commands.topic.send = send
-    asking = asyncio.ensure_future(commands.ask(Bump(by=1)))
+    asking = asyncio.ensure_future(commands.ask(Bump(step=1)))
     await sent.wait()
     asking.cancel()
     with pytest.raises(CommandTimeout, match="stopping"):

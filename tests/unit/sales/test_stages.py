@@ -237,3 +237,22 @@ def test_a_proposal_on_a_move_is_kept_as_the_offer() -> None:
     deal = move(a_deal(), Stage.PRESENTING, at(5), proposal=offer)
     assert deal.proposal == offer
     assert move(deal, Stage.CLOSING, at(6)).proposal == offer
+
+
+def test_each_change_a_person_makes_records_who_made_it() -> None:
+    deal = move(a_deal(), Stage.QUALIFYING, at(10), by="rep-anna")
+    deal = record_objection(deal, "too expensive", None, at(11), by="rep-anna")
+    deal = record_contact(deal, ContactChannel.CALL, "called back", at(12), by="manager-ben")
+    lines = [OrderedLine(sku="CORE", quantity=1)]
+    closed, event = close(
+        deal, Outcome.WON, lines=lines, lost_reason=None, catalog=CATALOG, now=at(30), by="rep-anna"
+    )
+    assert [(v.stage, v.by) for v in closed.history] == [
+        (Stage.PROSPECTING, None),  # opened by Leadflow, from marketing's event
+        (Stage.QUALIFYING, "rep-anna"),
+        (Stage.WON, "rep-anna"),
+    ]
+    assert [o.by for o in closed.objections] == ["rep-anna"]
+    assert [c.by for c in closed.contacts] == ["manager-ben"]
+    assert closed.closed_by == "rep-anna"
+    assert event.closed_by == "rep-anna"

@@ -130,8 +130,18 @@ replica count nor an autoscaler may go past topics.partitions.
 {{- if not (has $root.Values.kafka.securityProtocol (list "PLAINTEXT" "SSL" "SASL_PLAINTEXT" "SASL_SSL")) -}}
 {{- fail (printf "kafka.securityProtocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, not %v" $root.Values.kafka.securityProtocol) -}}
 {{- end -}}
+{{- $api := $root.Values.auth -}}
+{{- if not $api.issuer -}}
+{{- fail "auth.issuer is required: every API route takes a bearer token from the deployment's issuer, and the workers refuse to start without one (set auth.issuer and auth.jwksUrl, or auth.publicKey.secretName)" -}}
+{{- end -}}
+{{- if eq (empty $api.jwksUrl) (empty $api.publicKey.secretName) -}}
+{{- fail "set exactly one of auth.jwksUrl and auth.publicKey.secretName: where the workers find the issuer's keys" -}}
+{{- end -}}
 {{- if and $root.Values.networkPolicy.enabled (not $root.Values.networkPolicy.kafka.peers) -}}
 {{- fail "networkPolicy.kafka.peers is empty: with the NetworkPolicy on, the workers could not reach the brokers" -}}
+{{- end -}}
+{{- if and $root.Values.networkPolicy.enabled $api.jwksUrl (not $root.Values.networkPolicy.issuer.peers) -}}
+{{- fail "networkPolicy.issuer.peers is empty: with the NetworkPolicy on, the workers could not fetch the issuer's keys from auth.jwksUrl" -}}
 {{- end -}}
 {{- if $root.Values.strimzi.users.enabled -}}
 {{- $auth := $root.Values.strimzi.users.authentication -}}
