@@ -64,6 +64,9 @@ class ServiceRuntime:
             topic_replication_factor=settings.topic_replication_factor,
             # The assignor's leader topic only serves leader-only timers; we have none.
             topic_disable_leader=True,
+            # Where topics are managed elsewhere (Strimzi), Faust must not declare its
+            # own: without Create rights that fails even for topics that exist.
+            topic_allow_declare=settings.create_topics,
             table_standby_replicas=settings.standby_replicas,
             consumer_group_instance_id=settings.instance_id,
             broker_session_timeout=settings.session_timeout_seconds,

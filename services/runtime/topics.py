@@ -45,12 +45,15 @@ def admin_client(settings: ServiceSettings, *, timeout_ms: int = 30000) -> Kafka
                 settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
             ),
         }
-    if settings.kafka_ssl_cafile:
-        options |= {
-            "ssl_cafile": str(settings.kafka_ssl_cafile),
-            "ssl_certfile": str(settings.kafka_ssl_certfile or "") or None,
-            "ssl_keyfile": str(settings.kafka_ssl_keyfile or "") or None,
-        }
+    # Each on its own, as the workers' SSL context takes them: a client certificate
+    # (mutual TLS) also where the brokers' CA is a system one.
+    for option, path in (
+        ("ssl_cafile", settings.kafka_ssl_cafile),
+        ("ssl_certfile", settings.kafka_ssl_certfile),
+        ("ssl_keyfile", settings.kafka_ssl_keyfile),
+    ):
+        if path is not None:
+            options[option] = str(path)
     return KafkaAdminClient(**options)
 
 

@@ -1,0 +1,1 @@
+"""The broker secured for real: SASL_SSL, SCRAM users and per-service ACLs."""
