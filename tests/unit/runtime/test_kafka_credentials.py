@@ -9,7 +9,7 @@ import faust
 import pytest
 
 from services.runtime import topics
-from services.runtime.service import _credentials
+from services.runtime.service import ServiceRuntime, _credentials
 from services.runtime.settings import ServiceSettings
 
 
@@ -92,3 +92,15 @@ def test_sasl_without_tls_sends_no_ssl_context() -> None:
     assert isinstance(credentials, faust.SASLCredentials)
     assert credentials.protocol.value == "SASL_PLAINTEXT"
     assert credentials.ssl_context is None
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_a_worker_declares_topics_only_where_it_may_create_them(create: bool) -> None:
+    # Without Create rights (topics managed by Strimzi) Faust's declaring its own
+    # changelogs fails even for topics that exist, and the worker crashes at start.
+    runtime = ServiceRuntime(
+        settings(create_topics=create),
+        title="orders",
+        description="",
+    )
+    assert runtime.app.conf.topic_allow_declare is create
