@@ -44,8 +44,11 @@ lint: venv ## ruff, mypy, import contracts, generated files up to date
 	$(PY) -m schemas.generate --check
 	$(PY) -m schemas.compat
 
-test: venv lint deploy-tools ## every test: unit, agent, integration and end-to-end on a real broker
+test: venv lint deploy-tools ## every test: unit, agent, integration, end-to-end and the images in containers, on a real broker
 	.venv/bin/pytest
+
+image: ## build the service images leadflow-<service>:local (deploy/image.sh: an engine and a base if needed)
+	deploy/image.sh build
 
 unit: venv ## the fast tests only (no broker)
 	.venv/bin/pytest -m "not broker"
@@ -68,6 +71,6 @@ format: venv ## apply ruff's formatting and fixes
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
-.PHONY: help venv broker up down schemas lint test unit bench bench-recovery soak chaos format
+.PHONY: help venv broker up down schemas lint test image unit bench bench-recovery soak chaos format
 
 include deploy/tools.mk

@@ -15,6 +15,9 @@ promtool: ## install Prometheus and promtool (Debian's package, unpacked) into .
 
 deploy-tools: helm promtool ## everything the deploy tests need
 
+compose: ## install the pinned Docker Compose (built from its Go module) into .cache/tools, for deploy/compose
+	@deploy/tools/install-compose.sh >/dev/null
+
 deploy-generate: venv helm ## regenerate the chart's topic list (from the code) and the alert rules (from the chart)
 	$(PY) -m tests.deploy.chart
 
@@ -24,4 +27,4 @@ deploy-check: deploy-tools ## quick checks without pytest: helm lint, promtool r
 	$(PROMTOOL) check rules deploy/prometheus/rules/*.yaml
 	$(PROMTOOL) test rules deploy/prometheus/tests/*.yaml
 
-.PHONY: helm promtool deploy-tools deploy-generate deploy-check
+.PHONY: helm promtool deploy-tools compose deploy-generate deploy-check

@@ -1,5 +1,5 @@
 """The image definition, the compose file and the dashboard file, checked for their
-structure: there is no container engine here to build or run them."""
+structure (tests/container builds the images and runs them)."""
 
 import json
 import re

@@ -5,7 +5,7 @@ each service's ACLs from the chart's topology table (deploy/local/acls.py).
 The three services log in as their own users and take a lead through to an order;
 a wrong password is refused at login, and a service writing a topic it does not own
 gets an authorization error, not a silent drop. A broker and workers of this
-module's own, on LEADFLOW_TEST_KAFKA_PORT + 500 and LEADFLOW_TEST_PORT_BASE + 81..83.
+module's own, on LEADFLOW_TEST_KAFKA_PORT + 500 and LEADFLOW_TEST_PORT_BASE + 91..93.
 """
 
 import asyncio
@@ -41,7 +41,7 @@ from tests.system import PORT_BASE, ROOT, TEST_KAFKA_PORT, Worker
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 KAFKA_PORT = TEST_KAFKA_PORT + 500
-FIRST_WEB_PORT = PORT_BASE + 81
+FIRST_WEB_PORT = PORT_BASE + 91
 ACLS_PY = ROOT / "deploy" / "local" / "acls.py"
 
 
