@@ -175,12 +175,14 @@ async def on_desk_request(request: DeskRequest) -> None:
         case DrainDesk():
             change = assignment.drain(book, roster, request, placements=placements, queue=queue, now=now)
     # Decisions go out before the state is stored: the desk decides the same
-    # again if it dies in between and the request comes back.
+    # again if it dies in between and the request comes back. If the state got
+    # stored and the decisions did not reach the broker, the request that comes
+    # again sends them again from that state (see domain/assignment.py).
     for decision in change.decisions:
         command = AssignDeal(lead_id=decision.lead_id, owner=decision.owner, decided_at=decision.decided_at)
         await _send(topics.commands.topic, decision.lead_id, command)
     if change.more:
-        await _to_desk(DrainDesk(desk=key))
+        await _to_desk(assignment.go_on(request))
     for entry_key, entry in change.queue.items():
         queue[entry_key] = entry
     for placement_key, placement in change.placements.items():

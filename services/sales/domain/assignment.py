@@ -59,6 +59,14 @@ Desks, one per pool of reps
     holds the deal and is applied in order with the deal's other writes (a close
     never interleaves with an assignment).
 
+    Decisions go out before the state that made them is stored, but the two are
+    records on different partitions: a worker that dies between them may have
+    stored the state and lost the decisions. The request then comes again (its
+    offset was not committed) and finds its work done. So what a request decided
+    for other deals is stored with it, and a request that comes again sends it
+    again: a place's and a release's on the lead's placement, a drain's on the
+    desk under the drain's id. Deals take a decision again without change.
+
 When a roster change regroups pools
     Desk keys are made of territories, so they stay as long as each pool keeps
     its countries: a change of capacity or name, a rep joining or leaving a pool
@@ -108,6 +116,8 @@ UNASSIGNED = "unassigned"
 DESK_PREFIX = "desk:"
 # Closed entries one request skips at most at the heads of the queue; then it asks again.
 MAX_SKIPS = 64
+# The drains whose decisions a desk keeps, to send them again if a drain comes again.
+KEPT_DRAINS = 16
 
 
 class Rep(BaseModel):
@@ -233,6 +243,14 @@ def queue_key(desk: str, lane: str, index: int) -> str:
     return f"{desk}/{lane}/{index:012d}"
 
 
+class Decision(BaseModel):
+    """Sent back to the deal: its owner, or None while it waits in the queue."""
+
+    lead_id: str = Field(min_length=1)
+    owner: str | None
+    decided_at: AwareDatetime
+
+
 class RepLoad(BaseModel):
     open: int = 0
     # The desk's turn at the rep's last assignment; 0: never assigned.
@@ -259,6 +277,8 @@ class Desk(BaseModel):
     waiting: int = Field(default=0, description="Deals in the queue now")
     won: int = 0
     lost: int = 0
+    # The last drains' decisions, by drain id: sent again if the drain comes again.
+    drains: dict[str, list[Decision]] = Field(default_factory=dict)
 
     def load(self, rep_id: str) -> RepLoad:
         return self.reps.get(rep_id) or RepLoad()
@@ -278,6 +298,10 @@ class Placement(BaseModel):
     requested_at: AwareDatetime
     placed_at: AwareDatetime | None = None
     outcome: Outcome | None = Field(default=None, description="Set once the deal is closed")
+    # What the request that placed this deal, and the one that released it, decided
+    # for other deals (queued ones given a rep): sent again if that request comes again.
+    decided_on_place: list[Decision] = Field(default_factory=list)
+    decided_on_release: list[Decision] = Field(default_factory=list)
 
     @property
     def closed(self) -> bool:
@@ -312,17 +336,28 @@ class DrainDesk(BaseModel):
 
     kind: Literal["drain"] = "drain"
     desk: str = Field(min_length=1, description="The desk key the request is sent under")
+    # Which request asked, and the how-manyth drain it is: a drain that comes again
+    # is known by it. None: sent before drains had ids, handled as new.
+    after: str | None = None
+    n: int = 0
+
+    @property
+    def drain_id(self) -> str | None:
+        return None if self.after is None else f"{self.after}#{self.n}"
+
+
+def go_on(request: "PlaceDeal | ReleaseDeal | DrainDesk") -> DrainDesk:
+    """The DrainDesk a request that stopped at MAX_SKIPS sends its desk."""
+    match request:
+        case PlaceDeal():
+            return DrainDesk(desk=request.desk, after=f"place/{request.lead_id}", n=1)
+        case ReleaseDeal():
+            return DrainDesk(desk=request.desk, after=f"release/{request.lead_id}", n=1)
+        case DrainDesk():
+            return DrainDesk(desk=request.desk, after=request.after, n=request.n + 1)
 
 
 DeskRequest = Annotated[PlaceDeal | ReleaseDeal | DrainDesk, Field(discriminator="kind")]
-
-
-class Decision(BaseModel):
-    """Sent back to the deal: its owner, or None while it waits in the queue."""
-
-    lead_id: str = Field(min_length=1)
-    owner: str | None
-    decided_at: AwareDatetime
 
 
 @dataclass(frozen=True)
@@ -360,14 +395,21 @@ def place(
     key = placement_key(request.desk, request.lead_id)
     known = placements.get(key)
     if known is not None:
-        # Asked again: answer what was decided (nothing once the deal is closed).
-        if known.closed:
-            return Change(desk)
-        return Change(desk, decisions=[Decision(lead_id=known.lead_id, owner=known.owner, decided_at=now)])
+        # Asked again: answer what was decided (nothing for a closed deal), and send
+        # again what placing it decided for others.
+        again = list(known.decided_on_place)
+        if not known.closed:
+            again.insert(0, Decision(lead_id=known.lead_id, owner=known.owner, decided_at=now))
+        return Change(desk, decisions=again)
     work = _Work(desk.model_copy(deep=True), roster, request.desk, placements, queue, now)
     # Those who waited go first, should a rep have room (a bigger capacity).
     work.drain()
-    placement = Placement(lead_id=request.lead_id, country=request.country, requested_at=request.requested_at)
+    placement = Placement(
+        lead_id=request.lead_id,
+        country=request.country,
+        requested_at=request.requested_at,
+        decided_on_place=list(work.decisions),
+    )
     lane = roster.lane(request.country)
     # Behind closed entries the drain had no time to skip, older deals may wait for the same reps.
     rep = None if work.more else work.pick(lane)
@@ -394,7 +436,8 @@ def release(
     key = placement_key(request.desk, request.lead_id)
     known = placements.get(key)
     if known is not None and known.closed:
-        return Change(desk)
+        # Released already: send again what the release decided for others.
+        return Change(desk, decisions=list(known.decided_on_release))
     work = _Work(desk.model_copy(deep=True), roster, request.desk, placements, queue, now)
     book = work.book
     if known is None:
@@ -415,8 +458,10 @@ def release(
         book.won += 1
     else:
         book.lost += 1
-    work.placements[key] = known.model_copy(update={"outcome": request.outcome})
+    released = known.model_copy(update={"outcome": request.outcome})
+    work.placements[key] = released  # closed: the drain skips it
     work.drain()
+    work.placements[key] = released.model_copy(update={"decided_on_release": list(work.decisions)})
     return work.change()
 
 
@@ -430,8 +475,16 @@ def drain(
     now: datetime,
 ) -> Change:
     """Hand queued deals to reps with room: what a request stopped at MAX_SKIPS left."""
+    drain_id = request.drain_id
+    if drain_id is not None and drain_id in desk.drains:
+        return Change(desk, decisions=list(desk.drains[drain_id]))  # this drain came again
     work = _Work(desk.model_copy(deep=True), roster, request.desk, placements, queue, now)
     work.drain()
+    if drain_id is not None:
+        kept = work.book.drains
+        kept[drain_id] = list(work.decisions)
+        for old in list(kept)[:-KEPT_DRAINS]:
+            del kept[old]
     return work.change()
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.events import Outcome
 from services.sales.domain.assignment import (
+    KEPT_DRAINS,
     MAX_SKIPS,
     Change,
     Decision,
@@ -22,6 +23,7 @@ from services.sales.domain.assignment import (
     Rep,
     Roster,
     drain,
+    go_on,
     place,
     placement_key,
     queue_key,
@@ -77,7 +79,9 @@ class Book:
         self.reads = 0
         self.writes = 0
 
-    def _apply(self, key: str, change: Change) -> list[Decision]:
+    def _apply(
+        self, key: str, change: Change, request: PlaceDeal | ReleaseDeal | DrainDesk
+    ) -> list[Decision]:
         self.last = change
         self.desks[key] = change.desk
         self.placements.data |= change.placements
@@ -88,7 +92,7 @@ class Book:
         self.writes = len(change.placements) + len(change.queue) + len(change.dequeued) + 1
         decisions = change.decisions
         if change.more:  # the handler sends the desk a DrainDesk; handled here at once
-            decisions = [*decisions, *self.drain(key)]
+            decisions = [*decisions, *self.drain(go_on(request))]
         return decisions
 
     def _reset(self) -> None:
@@ -112,7 +116,7 @@ class Book:
             now=at(self.minute),
         )
         self._read()
-        return self._apply(key, change)
+        return self._apply(key, change, request)
 
     def release(self, lead_id: str, outcome: Outcome = Outcome.WON) -> list[Decision]:
         self.minute += 1
@@ -128,10 +132,10 @@ class Book:
             now=at(self.minute),
         )
         self._read()
-        return self._apply(key, change)
+        return self._apply(key, change, request)
 
-    def drain(self, key: str) -> list[Decision]:
-        request = DrainDesk(desk=key)
+    def drain(self, request: DrainDesk) -> list[Decision]:
+        key = request.desk
         change = drain(
             self.desk(key),
             self.roster,
@@ -140,7 +144,7 @@ class Book:
             queue=self.queue,
             now=at(self.minute),
         )
-        return self._apply(key, change)
+        return self._apply(key, change, request)
 
     def desk(self, key: str = DACH) -> Desk:
         return self.desks.get(key) or Desk()
@@ -596,3 +600,61 @@ def test_a_roster_refuses_repeated_ids_bad_territories_and_the_queue_name() -> N
         Rep(rep_id="a", name="A", territories=["Germany"], capacity=1)
     with pytest.raises(ValidationError, match="queue"):
         Roster(version="t", reps=[Rep(rep_id="unassigned", name="A", territories=["DE"], capacity=1)])
+
+
+# -- decisions lost on their way -------------------------------------------------------
+# A desk whose worker dies after storing its state but before its decisions reach
+# the broker gets the request again, finds its work done, and must send them again.
+
+
+def test_a_release_that_comes_again_sends_again_what_it_gave_queued_deals() -> None:
+    book = Book()
+    for n in range(6):
+        book.place(f"l{n}", "DE")
+    decided = book.release("l1", Outcome.LOST)
+    assert owners(decided) == [("l4", book.owner("l4"))]
+    desk, queued = book.desk(), dict(book.queue.data)
+    assert owners(book.release("l1", Outcome.LOST)) == owners(decided)
+    assert (book.desk(), book.queue.data) == (desk, queued)  # and nothing else changes
+
+
+def test_a_place_that_comes_again_sends_again_what_it_gave_queued_deals() -> None:
+    book = Book()
+    book.place("f1", "FR")
+    book.place("f2", "FR")
+    book.roster = Roster(version="t2", reps=[Rep(rep_id="fr", name="C", territories=["FR"], capacity=3)])
+    first = book.place("f3", "FR")
+    assert owners(first) == [("f2", "fr"), ("f3", "fr")]
+    desk = book.desk("desk:FR")
+    # Its own answer first, then what it decided for the deal that waited.
+    assert owners(book.place("f3", "FR")) == [("f3", "fr"), ("f2", "fr")]
+    assert book.desk("desk:FR") == desk
+    book.release("f3")
+    assert owners(book.place("f3", "FR")) == [("f2", "fr")]  # closed: no answer of its own
+
+
+def test_a_drain_that_comes_again_sends_again_what_it_decided() -> None:
+    book = Book(FR_ONLY)
+    book.place("first", "FR")
+    book.backlog("FR", MAX_SKIPS + 1)
+    book.place("later", "FR")
+    for n in range(1, MAX_SKIPS + 2):
+        book.release(f"backlog-{n}", Outcome.LOST)
+    request = ReleaseDeal(desk="desk:FR", lead_id="first", outcome=Outcome.WON, at=at(99))
+    assert owners(book.release("first")) == [("later", "fr")]  # through a DrainDesk
+    follow_up = go_on(request)
+    assert follow_up.drain_id == "release/first#1"
+    desk, queued = book.desk("desk:FR"), dict(book.queue.data)
+    assert owners(book.drain(follow_up)) == [("later", "fr")]
+    assert (book.desk("desk:FR"), book.queue.data) == (desk, queued)
+    # One sent before drains had ids is a new drain: here it finds nothing to do.
+    assert book.drain(DrainDesk(desk="desk:FR")) == []
+    assert go_on(follow_up).drain_id == "release/first#2"
+
+
+def test_a_desk_keeps_the_decisions_of_its_last_drains_only() -> None:
+    book = Book(FR_ONLY)
+    for n in range(KEPT_DRAINS + 5):
+        book.drain(DrainDesk(desk="desk:FR", after=f"release/x{n}", n=1))
+    kept = book.desk("desk:FR").drains
+    assert list(kept) == [f"release/x{n}#1" for n in range(5, KEPT_DRAINS + 5)]
