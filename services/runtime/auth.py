@@ -20,8 +20,9 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2, SecurityScopes
 
 from schemas.access import SCOPES
 from services.runtime.settings import ServiceSettings
@@ -167,12 +168,37 @@ def subject_of(request: Request) -> str | None:
     return principal.subject if isinstance(principal, Principal) else None
 
 
+async def _no_token_endpoint() -> None:
+    return None
+
+
 class Authorizer:
-    """The FastAPI dependency: `Security(runtime.auth, scopes=["deals:write"])`."""
+    """Checks the caller's token on a route: `Security(runtime.auth.dependency, scopes=[...])`
+    (ServiceRuntime.requires does that)."""
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self._verifier: TokenVerifier | None = None
+        # With the issuer's token endpoint, /docs offers OAuth2's client-credentials
+        # flow too (its Authorize button then gets a token); the header is the same.
+        flow: Any = _no_token_endpoint
+        if settings.auth_token_url is not None:
+            flows = OAuthFlows(
+                clientCredentials=OAuthFlowClientCredentials(
+                    tokenUrl=str(settings.auth_token_url), scopes=SCOPES
+                )
+            )
+            flow = OAuth2(flows=flows, scheme_name="OAuth2", auto_error=False)
+
+        async def dependency(
+            request: Request,
+            security_scopes: SecurityScopes,
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+            _: Annotated[Any, Depends(flow)],
+        ) -> Principal:
+            return await self.authorize(request, security_scopes.scopes, credentials)
+
+        self.dependency = dependency
 
     @property
     def verifier(self) -> TokenVerifier:
@@ -180,16 +206,13 @@ class Authorizer:
             self._verifier = TokenVerifier(self.settings)
         return self._verifier
 
-    async def __call__(
-        self,
-        request: Request,
-        security_scopes: SecurityScopes,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    async def authorize(
+        self, request: Request, scopes: list[str], credentials: HTTPAuthorizationCredentials | None
     ) -> Principal:
         if credentials is None:
             raise Unauthenticated("an Authorization: Bearer token is required")
         principal = await self.verifier.verify(credentials.credentials)
-        missing = [scope for scope in security_scopes.scopes if scope not in principal.scopes]
+        missing = [scope for scope in scopes if scope not in principal.scopes]
         if missing:
             raise Forbidden(missing)
         caller_token.set(credentials.credentials)

@@ -106,7 +106,7 @@ class ServiceRuntime:
     def requires(self, *scopes: str) -> list[Any]:
         """Route dependencies: a valid bearer token holding every one of `scopes`
         (none: any valid token). `/docs` shows them on the route."""
-        return [Security(self.auth, scopes=list(scopes))]
+        return [Security(self.auth.dependency, scopes=list(scopes))]
 
     # -- declaring topics -------------------------------------------------
 

@@ -69,6 +69,9 @@ class ServiceSettings(BaseSettings):
     auth_audience: str = "leadflow"
     auth_jwks_url: AnyHttpUrl | None = None
     auth_public_key_file: Path | None = None
+    # The issuer's OAuth2 token endpoint: /docs then offers the client-credentials
+    # flow (its Authorize button gets a token there) besides pasting a token.
+    auth_token_url: AnyHttpUrl | None = None
     # At most one fetch of the JWKS per this many seconds for unknown key ids.
     auth_jwks_refresh_cooldown_seconds: float = Field(default=10.0, ge=0, le=3600)
     # Asymmetric only, and never taken from the token itself.

@@ -493,6 +493,7 @@ def test_workers_trust_the_configured_issuer_and_metrics_take_the_prometheus_tok
         assert env["LEADFLOW_AUTH_JWKS_URL"]["value"] == auth["jwksUrl"], name
         assert "LEADFLOW_AUTH_PUBLIC_KEY_FILE" not in env, name
         assert env["LEADFLOW_AUTH_LEEWAY_SECONDS"]["value"] == "30", name
+        assert env["LEADFLOW_AUTH_TOKEN_URL"]["value"] == auth["tokenUrl"], name
         # What the worker reads (pydantic-settings: a JSON list).
         settings = ServiceSettings(
             service="any",

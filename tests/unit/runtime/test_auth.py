@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI, Request, Security
 from fastapi.responses import JSONResponse
 
+from schemas.access import SCOPES
 from services.runtime.auth import (
     Authorizer,
     Forbidden,
@@ -99,16 +100,18 @@ def small_app(config: ServiceSettings) -> FastAPI:
 
     @api.post("/deals/{deal_id}/close")
     async def close(
-        deal_id: str, who: Annotated[Principal, Security(auth, scopes=["deals:write"])]
+        deal_id: str, who: Annotated[Principal, Security(auth.dependency, scopes=["deals:write"])]
     ) -> dict[str, str]:
         return {"deal_id": deal_id, "by": who.subject}
 
     @api.get("/orders")
-    async def orders(who: Annotated[Principal, Security(auth, scopes=["orders:read"])]) -> dict[str, str]:
+    async def orders(
+        who: Annotated[Principal, Security(auth.dependency, scopes=["orders:read"])],
+    ) -> dict[str, str]:
         return {"by": who.subject}
 
     @api.post("/echo")
-    async def echo(request: Request, _: Annotated[Principal, Security(auth)]) -> dict[str, int]:
+    async def echo(request: Request, _: Annotated[Principal, Security(auth.dependency)]) -> dict[str, int]:
         return {"bytes": len(await request.body())}
 
     @api.get("/metrics")
@@ -309,3 +312,22 @@ async def test_a_body_over_the_limit_is_refused_with_413(key_file: Path) -> None
 
     answer = await call(api, "POST", "/echo", token, content=chunks())
     assert answer.status_code == 413, answer.text
+
+
+async def test_with_the_issuer_s_token_endpoint_docs_offer_the_client_credentials_flow(
+    key_file: Path,
+) -> None:
+    plain = small_app(settings(auth_public_key_file=key_file)).openapi()
+    assert set(plain["components"]["securitySchemes"]) == {"HTTPBearer"}
+    token_url = "https://issuer.example.test/oauth2/token"
+    api = small_app(settings(auth_public_key_file=key_file, auth_token_url=token_url))
+    document = api.openapi()
+    flow = document["components"]["securitySchemes"]["OAuth2"]["flows"]["clientCredentials"]
+    assert flow["tokenUrl"] == token_url
+    assert set(flow["scopes"]) == set(SCOPES)
+    # Either scheme, each with the route's scope; the same bearer header works.
+    security = document["paths"]["/deals/{deal_id}/close"]["post"]["security"]
+    assert {"HTTPBearer": ["deals:write"]} in security
+    assert {"OAuth2": ["deals:write"]} in security
+    assert (await call(api, "POST", "/deals/deal-1/close", KEYS.token())).status_code == 200
+    refused_401(await call(api, "POST", "/deals/deal-1/close"), "Bearer token is required")
