@@ -31,8 +31,8 @@ for recovery with its own rules):
 - the offset committed is the end of the unbroken run of acknowledged records
   that starts at the committed offset, and never goes past a hole;
 - an acknowledgement counts only from the consumer generation that handed the
-  record over, and only after the partition was sought: Faust acknowledges the
-  records its streams skip as stale, and those were never handled;
+  record over, while the flow runs, and only after the partition was sought:
+  Faust acknowledges the records its streams skip, and those were never handled;
 - a record handed over that is neither queued nor being handled, and never came
   back acknowledged, is read again, so a partition never stalls on it.
 
@@ -292,9 +292,12 @@ class _Consumer(Consumer):
     # -- what may be committed ------------------------------------------------
 
     def ack(self, message: Message) -> bool:
-        if message.generation_id != self.app.consumer_generation_id and self._is_stream(message.tp):
-            # Handed over before the last rebalance. Faust's stream skips such a
-            # record as stale yet acknowledges it; it was sought and is read again.
+        stale = message.generation_id != self.app.consumer_generation_id
+        if (stale or not self.app.flow_control.is_active()) and self._is_stream(message.tp):
+            # Handed over before the last rebalance, or acknowledged while the flow
+            # is stopped: Faust's stream skips such a record yet acknowledges it.
+            # It is read again from the committed offset; a handler that did finish
+            # it only means it is handled twice, which handlers allow.
             message.acked = True
             self._unacked_messages.discard(message)
             return False
