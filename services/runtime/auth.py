@@ -14,7 +14,6 @@ checked again where it is applied (services/runtime/cluster.py).
 import asyncio
 import contextvars
 import hmac
-import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -26,8 +25,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2, S
 
 from schemas.access import SCOPES
 from services.runtime.settings import ServiceSettings
-
-log = logging.getLogger(__name__)
 
 # The caller's token, for the requests this worker makes to others on its behalf.
 caller_token: contextvars.ContextVar[str | None] = contextvars.ContextVar("caller_token", default=None)
