@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -41,6 +41,12 @@ def _rfc3339(value: object) -> bool:
         return True
     if "T" not in value.upper() or datetime.fromisoformat(value).tzinfo is None:
         raise ValueError(f"{value!r} is not an RFC 3339 date-time with a UTC offset")
+    try:
+        # RFC 3339 allows 9999-12-31T23:59:59-14:00, past year 9999 in UTC: the services
+        # refuse it, and so does a subscriber's datetime library.
+        datetime.fromisoformat(value).astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError(f"{value!r} is past year 9999 in UTC") from error
     return True
 
 

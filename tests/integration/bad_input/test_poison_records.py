@@ -8,12 +8,14 @@ the session's topics would meet every later reader); `python -m
 tests.integration.bad_input.full` sends 10,000.
 """
 
+import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from schemas import topics
+from schemas import subscriber, topics
 from tests.integration.bad_input import poison
 from tests.integration.bad_input.journey import lead_to_order, start_own_system, stop_own_system, urls_of
 from tests.system import PORT_BASE, TEST_KAFKA_PORT, Worker, api
@@ -127,3 +129,34 @@ def test_no_worker_crashed_and_every_worker_is_ready_after_the_poison(poisoned: 
 @pytest.mark.slow
 def test_a_valid_lead_still_goes_from_capture_to_order_after_the_poison(poisoned: Run) -> None:
     lead_to_order(urls_of(poisoned.workers))
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_the_subscriber_tool_skips_and_reports_every_poison_record_on_the_event_topics(poisoned: Run) -> None:
+    event_topics = [t.topic for t in poison.targets() if t.shape == "event"]
+    expected = {
+        (s.poison.topic, s.partition, s.offset) for s in poisoned.sent if s.poison.topic in event_topics
+    }
+    reported: set[tuple[str, int, int]] = set()
+    delivered: list[dict[str, object]] = []
+    stop = threading.Event()
+
+    def report(line: str) -> None:
+        # "skipped <topic> partition <p> offset <o>: <reason>"
+        words = line.split()
+        reported.add((words[1], int(words[3]), int(words[5].rstrip(":"))))
+        if expected <= reported:
+            stop.set()
+
+    group = f"it-poison-subscriber-{uuid.uuid4().hex[:8]}"
+    consumer = subscriber.Subscription(event_topics, poisoned.bootstrap, group, from_beginning=True).connect()
+    timer = threading.Timer(90, stop.set)
+    timer.start()
+    try:
+        subscriber.run(consumer, subscriber.EventValidator(), delivered.append, report=report, stop=stop)
+    finally:
+        timer.cancel()
+        consumer.close(autocommit=False)
+    assert sorted(expected - reported) == []
+    assert [e["id"] for e in delivered if str(e["subject"]).startswith("poison-")] == []

@@ -72,6 +72,7 @@ def broken(**changes: Any) -> dict[str, Any]:
         (broken(data__outcome="maybe"), "data.outcome: 'maybe' is not one of"),
         (broken(data__closed_at="yesterday"), "data.closed_at: 'yesterday' is not a 'date-time'"),
         (broken(data__closed_at="2026-11-02T10:00:00"), "data.closed_at: '2026-11-02T10:00:00' is not a"),
+        (broken(time="9999-12-31T23:59:59-14:00"), "time: '9999-12-31T23:59:59-14:00' is not a"),
         (broken(id="not-a-uuid"), "id: 'not-a-uuid' is not a 'uuid'"),
         (broken(dataschema="urn:leadflow:schema:deal.closed:v9"), "unknown dataschema"),
         (broken(type="order.created"), "type 'order.created' on topic 'deal.closed'"),
