@@ -26,7 +26,7 @@ The writes before the end are measured too ("stages"), each from the first
 record per lead in its topic.
 
 For each worker count (`--workers`, default 1 and 2): a fresh broker of the
-bench's own (port 45092, its controller on 45093, home .cache/bench/hops-kafka,
+bench's own (port 31092, its controller on 31093, home .cache/bench/hops-kafka,
 wiped at the end), the services' topics created by the services (`python -m
 services.<name> topics`), the changelogs kept from compaction until counted
 (min.compaction.lag.ms), and N input records produced once, keyed by lead id, as
@@ -35,7 +35,7 @@ upstream domain code (marketing's capture and qualification, sales' pricing from
 the catalogue, so every total adds up). Then for each hop, on that input:
 1. the copier (tests/bench/copier.py), one process per worker in one group of its
    own, copying to a scratch topic with as many partitions;
-2. the service's workers (ports 45000+, fresh data dirs, its normal app id and
+2. the service's workers (ports 31000+, fresh data dirs, its normal app id and
    group, with the chart's defaults: RocksDB store, INFO JSON logs, static
    membership) consume the backlog.
 A run ends once the end's topic has a write per record (sales: two deal writes;
@@ -104,8 +104,9 @@ from tests.bench.recovery import console, partition_of
 from tests.bench.results import ISSUER, RESULTS, cpu_seconds, machine, memory_mib, save
 from tests.system import ROOT, Broker, Worker
 
-KAFKA_PORT = 45092
-PORT_BASE = 45000
+# Below Linux's ephemeral range (32768+), where an outgoing connection may hold a port.
+KAFKA_PORT = 31092
+PORT_BASE = 31000
 BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
 KAFKA_HOME = ROOT / ".cache" / "bench" / "hops-kafka"
 RUN_DIR = ROOT / ".cache" / "bench" / "hops"

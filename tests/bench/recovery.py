@@ -1,8 +1,8 @@
 """Recovery bench: how long a restarted or failed-over orders worker takes to serve.
 
 Issue #17 item 3, "recovery that does not grow with the data". Starts a broker of
-its own (port 49092, data in .cache/kafka-bench-recovery-49092, wiped at start and
-stopped at the end) and orders workers on ports 48000+, then for each N (leads in
+its own (port 32092, data in .cache/kafka-bench-recovery-32092, wiped at start and
+stopped at the end) and orders workers on ports 32000+, then for each N (leads in
 the `orders` table) measures the time from starting a worker process to its
 /readyz answering 200, and to its log line "Worker ready", in these cases:
 
@@ -27,7 +27,7 @@ the data: GET /orders/order-<lead_id> answers 200 for random leads and the
 leadflow_orders_in_status gauge sums to N.
 
 Each configuration has an app id (consumer group, changelog) of its own. Worker
-logs (text format) are kept in .cache/bench/recovery-49092/logs; phase times are
+logs (text format) are kept in .cache/bench/recovery-32092/logs; phase times are
 read from their timestamps. Results: a table, and .cache/bench/recovery.json.
 
     .venv/bin/python -m tests.bench.recovery [--leads 10000,200000] [--repeats 2] [--quick]
@@ -68,8 +68,8 @@ from tests.system import raw_records
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
-KAFKA_PORT = int(os.environ.get("LEADFLOW_BENCH_KAFKA_PORT", "49092"))
-PORT_BASE = int(os.environ.get("LEADFLOW_BENCH_PORT_BASE", "48000"))
+KAFKA_PORT = int(os.environ.get("LEADFLOW_BENCH_KAFKA_PORT", "32092"))
+PORT_BASE = int(os.environ.get("LEADFLOW_BENCH_PORT_BASE", "32000"))
 KAFKA_HOME = ROOT / ".cache" / f"kafka-bench-recovery-{KAFKA_PORT}"
 BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
 RUN_DIR = ROOT / ".cache" / "bench" / f"recovery-{KAFKA_PORT}"

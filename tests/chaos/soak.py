@@ -1,6 +1,6 @@
 """`python -m tests.chaos.soak`: memory under a long steady load.
 
-The chaos machinery without faults, longer: a broker of its own (port 55092, home
+The chaos machinery without faults, longer: a broker of its own (port 27092, home
 in .cache/soak/), one worker per service by default, clients that capture leads
 and close every deal won, `--leads` of them (200,000 by default), at `--rate` at
 most and with at most `--backlog` leads between capture and close, so the load
@@ -113,8 +113,8 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     add("--sample-seconds", type=float, default=10.0)
     add("--warmup", type=float, default=0.1, help="share of the leads captured before judging")
     add("--max-growth", type=float, default=20.0, help="percent of unexplained RSS growth allowed")
-    add("--kafka-port", type=int, default=int(os.environ.get("LEADFLOW_SOAK_KAFKA_PORT", "55092")))
-    add("--port-base", type=int, default=int(os.environ.get("LEADFLOW_SOAK_PORT_BASE", "55000")))
+    add("--kafka-port", type=int, default=int(os.environ.get("LEADFLOW_SOAK_KAFKA_PORT", "27092")))
+    add("--port-base", type=int, default=int(os.environ.get("LEADFLOW_SOAK_PORT_BASE", "27000")))
     # Longer than a command's own timeout (15 s), which answers 503: a client that
     # gives up first leaves its command queued and sends another.
     add("--request-timeout", type=float, default=30.0, help="seconds a client waits for one try")
@@ -625,8 +625,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         supervisor.shutdown()
         broker.run("stop")
-    # A worker that crashed while starting (a port taken meanwhile: 55000-55099 lie
-    # in Linux's ephemeral range) was restarted before the first sample.
+    # A worker that crashed while starting (a port taken meanwhile) was restarted
+    # before the first sample.
     crashes = []
     for name, restart in supervisor.crashes:
         if (restart.exited_at or 0) >= outcome.measured_from:

@@ -53,9 +53,9 @@ def test_the_warm_up_lasts_a_share_of_the_leads_and_two_minutes_at_least() -> No
 
 
 def test_the_soak_s_arguments_give_its_workers_their_settings(tmp_path: Path) -> None:
-    broker = SimpleNamespace(bootstrap="127.0.0.1:55092")
+    broker = SimpleNamespace(bootstrap="127.0.0.1:27092")
     issuer = run_issuer(tmp_path)
-    env = worker_env(arguments(["--store", "rocksdb://"]), broker, "marketing-0", 55001, issuer)  # type: ignore[arg-type]
+    env = worker_env(arguments(["--store", "rocksdb://"]), broker, "marketing-0", 27001, issuer)  # type: ignore[arg-type]
     assert (env["LEADFLOW_STORE"], env["LEADFLOW_INSTANCE_ID"]) == ("rocksdb://", "marketing-0")
     assert env["LEADFLOW_STANDBY_REPLICAS"] == "1"
     # The workers trust the run's own issuer, whose tokens the clients carry.
