@@ -26,7 +26,7 @@ venv: .venv/.synced ## create the virtual environment from uv.lock
 broker: ## start the local Kafka broker (fetches its jars on first use)
 	deploy/local/kafka.sh start
 
-up: venv ## run the three services on the local broker and show a scenario
+up: venv ## run the services on the local broker and show a scenario
 	$(PY) deploy/local/up.py
 
 down: ## stop leftover services and the local broker
@@ -44,7 +44,7 @@ lint: venv ## ruff, mypy, import contracts, generated files up to date
 	$(PY) -m schemas.generate --check
 	$(PY) -m schemas.compat
 
-test: venv lint deploy-tools ## every test: unit, agent, integration, end-to-end and the images in containers, on a real broker
+test: venv lint deploy-tools chromium ## every test: unit, agent, integration, end-to-end and the images in containers, on a real broker
 	.venv/bin/pytest
 
 image: ## build the service images leadflow-<service>:local (deploy/image.sh: an engine and a base if needed)

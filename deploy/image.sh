@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The three service images (leadflow-marketing:local, -sales, -orders) from
+# The four service images (leadflow-marketing:local, -sales, -orders, -webhooks) from
 # deploy/Dockerfile, and a Docker engine to build and run them with.
 #
 #   deploy/image.sh build   build the images and print their sizes (`make image`); an engine
@@ -26,7 +26,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-services=(marketing sales orders)
+services=(marketing sales orders webhooks)
 tag="${LEADFLOW_IMAGE_TAG:-local}"
 official=python:3.11-slim-bookworm
 cache="$root/.cache/container"

@@ -15,6 +15,9 @@ promtool: ## install Prometheus and promtool (Debian's package, unpacked) into .
 
 deploy-tools: helm promtool ## everything the deploy tests need
 
+chromium: ## install Debian's chromium, the browser the funnel page's Playwright test drives
+	@deploy/tools/install-chromium.sh >/dev/null
+
 compose: ## install the pinned Docker Compose (built from its Go module) into .cache/tools, for deploy/compose
 	@deploy/tools/install-compose.sh >/dev/null
 
@@ -27,4 +30,4 @@ deploy-check: deploy-tools ## quick checks without pytest: helm lint, promtool r
 	$(PROMTOOL) check rules deploy/prometheus/rules/*.yaml
 	$(PROMTOOL) test rules deploy/prometheus/tests/*.yaml
 
-.PHONY: helm promtool deploy-tools compose deploy-generate deploy-check
+.PHONY: helm promtool deploy-tools chromium compose deploy-generate deploy-check

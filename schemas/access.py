@@ -30,6 +30,8 @@ SCOPES: dict[str, str] = {
     "deals:write": "Move deals through their stages, record objections and contacts, close them",
     "orders:read": "Read orders",
     "orders:write": "Move orders through their lifecycle",
+    "webhooks:read": "Read webhook subscriptions and their delivery log",
+    "webhooks:write": "Subscribe URLs to events, change, pause, delete them, rotate secrets, replay",
 }
 
 LOCAL_ISSUER = "https://issuer.leadflow.localhost"

@@ -193,8 +193,92 @@ class OrderCreated(EventData):
     created_at: AwareDatetime
 
 
+class DealStage(StrEnum):
+    """The sales process's stages, in order; `won` and `lost` end it."""
+
+    PROSPECTING = "prospecting"
+    QUALIFYING = "qualifying"
+    PRESENTING = "presenting"
+    HANDLING_OBJECTIONS = "handling_objections"
+    CLOSING = "closing"
+    WON = "won"
+    LOST = "lost"
+
+
+class DealChange(StrEnum):
+    OPENED = "opened"
+    ASSIGNED = "assigned"
+    STAGE_CHANGED = "stage_changed"
+    FIRST_CONTACT = "first_contact"
+
+
+class DealUpdated(EventData):
+    """An open deal changed: opened, assigned to a rep, moved to another stage, or
+    touched for the first time. Each event carries the deal's state after the change,
+    so a subscriber needs no earlier one. The close is `deal.closed`, not this."""
+
+    TYPE = topics.DEAL_UPDATED
+    VERSION = 1
+
+    deal_id: str
+    lead_id: str
+    campaign_id: str | None
+    changes: list[DealChange] = Field(
+        min_length=1, description="What changed (a move can be the first contact)"
+    )
+    stage: DealStage
+    previous_stage: DealStage | None = Field(description="The stage it left; null unless the stage changed")
+    owner: str | None = Field(description="The rep who owns the deal; null while unassigned")
+    opened_at: AwareDatetime
+    stage_entered_at: AwareDatetime
+    first_contact_at: AwareDatetime | None
+    follow_up_due_at: AwareDatetime = Field(
+        description="When the follow-up SLA runs out: a first contact after it (or none by then) breaches it"
+    )
+    amount: Amount | None = Field(
+        default=None, description="What the current proposal is worth, net; null: none"
+    )
+    currency: Currency | None = None
+    updated_at: AwareDatetime
+    by: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Who moved the deal (the subject of their API token), for a stage change",
+    )
+
+
+class OrderStatus(StrEnum):
+    CREATED = "created"
+    CONFIRMED = "confirmed"
+    FULFILLED = "fulfilled"
+    CANCELLED = "cancelled"
+
+
+class OrderUpdated(EventData):
+    """An order moved on in its lifecycle: confirmed, fulfilled or cancelled (each
+    happens at most once per order). Its creation is `order.created`."""
+
+    TYPE = topics.ORDER_UPDATED
+    VERSION = 1
+
+    order_id: str
+    deal_id: str
+    lead_id: str
+    status: OrderStatus
+    previous_status: OrderStatus
+    total: Amount
+    currency: Currency
+    updated_at: AwareDatetime
+    by: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Who moved it (the subject of their API token); null: Leadflow",
+    )
+
+
 EVENT_DATA: dict[str, type[EventData]] = {
-    model.TYPE: model for model in (LeadCreated, LeadQualified, DealClosed, OrderCreated)
+    model.TYPE: model
+    for model in (LeadCreated, LeadQualified, DealClosed, OrderCreated, DealUpdated, OrderUpdated)
 }
 
 __all__ = [
@@ -203,8 +287,11 @@ __all__ = [
     "Company",
     "Contact",
     "Customer",
+    "DealChange",
     "DealClosed",
     "DealLine",
+    "DealStage",
+    "DealUpdated",
     "EventData",
     "Intent",
     "LeadCreated",
@@ -212,6 +299,8 @@ __all__ = [
     "LostReason",
     "OrderCreated",
     "OrderLine",
+    "OrderStatus",
+    "OrderUpdated",
     "Outcome",
     "ScoreReason",
     "dataschema_uri",

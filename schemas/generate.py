@@ -34,11 +34,19 @@ PUBLISHED_BY = {
     topics.LEAD_QUALIFIED: "marketing",
     topics.DEAL_CLOSED: "sales",
     topics.ORDER_CREATED: "orders",
+    topics.DEAL_UPDATED: "sales",
+    topics.ORDER_UPDATED: "orders",
 }
 CONSUMED_BY = {
-    topics.LEAD_QUALIFIED: ("sales",),
-    topics.DEAL_CLOSED: ("marketing", "orders"),
+    topics.LEAD_CREATED: ("webhooks",),
+    topics.LEAD_QUALIFIED: ("sales", "webhooks"),
+    topics.DEAL_CLOSED: ("marketing", "orders", "webhooks"),
+    topics.DEAL_UPDATED: ("marketing",),
+    topics.ORDER_CREATED: ("marketing", "webhooks"),
+    topics.ORDER_UPDATED: ("marketing",),
 }
+# The events the webhooks service delivers to subscribers' URLs (its channel `webhook`).
+WEBHOOK_TOPICS = tuple(topic for topic, consumers in CONSUMED_BY.items() if "webhooks" in consumers)
 
 # The headers of a dead letter: part of the contract (services.runtime.deadletters sets them).
 SUMMARIES = {
@@ -46,6 +54,8 @@ SUMMARIES = {
     topics.LEAD_QUALIFIED: "Marketing qualified a lead and hands it to sales, with the reasons.",
     topics.DEAL_CLOSED: "Sales closed a deal: won (with lines and amount) or lost (with the reason).",
     topics.ORDER_CREATED: "A won deal became an order: customer, lines, total.",
+    topics.DEAL_UPDATED: "Sales opened, assigned, moved or first contacted a deal: its state after it.",
+    topics.ORDER_UPDATED: "An order was confirmed, fulfilled or cancelled.",
 }
 
 
@@ -110,6 +120,7 @@ def _event_message(model: type[EventData]) -> dict[str, Any]:
 def _channel(topic: str, messages: dict[str, Any], description: str) -> dict[str, Any]:
     return {
         "address": topic,
+        "servers": [_ref("servers", "local")],
         "description": description,
         "messages": messages,
         "bindings": {
@@ -171,6 +182,34 @@ def asyncapi() -> dict[str, Any]:
                     "summary": f"{consumer} dead-letters a {topic} record it cannot process.",
                     "messages": [_ref("channels", dlq_id, "messages", "deadLetter")],
                 }
+    channels["webhook"] = {
+        "address": None,  # each subscription's own URL
+        "title": "Webhook deliveries",
+        "servers": [_ref("servers", "subscriber")],
+        "description": (
+            "The webhooks service POSTs each event a subscription matches to the subscription's URL: "
+            "the body is the CloudEvent exactly as it is on its topic (content-type "
+            "application/cloudevents+json), signed per the Standard Webhooks specification with "
+            "headers `webhook-id` (the CloudEvent id: deduplicate on it), `webhook-timestamp` (Unix "
+            "seconds; refuse one more than 5 minutes off) and `webhook-signature` (`v1,<base64 "
+            "HMAC-SHA256>` of `<id>.<timestamp>.<body>`, several space-separated while a rotated "
+            "secret overlaps). Any 2xx acknowledges; anything else, or no answer within the timeout, "
+            "is retried with exponential backoff for over 24 hours, in order per lead; 410 Gone "
+            "disables the subscription. Subscriptions are managed over HTTP "
+            "(`/subscriptions` of the webhooks service)."
+        ),
+        "messages": {
+            _message_id(m): _ref("components", "messages", _message_id(m))
+            for m in EVENT_DATA.values()
+            if m.TYPE in WEBHOOK_TOPICS
+        },
+    }
+    operations["webhooksSendsWebhook"] = {
+        "action": "send",
+        "channel": _ref("channels", "webhook"),
+        "summary": "webhooks delivers matching events to each subscription's URL, signed.",
+        "messages": [_ref("channels", "webhook", "messages", i) for i in channels["webhook"]["messages"]],
+    }
     messages["deadLetter"] = {
         "name": "dead letter",
         "title": "A record that could not be processed",
@@ -228,7 +267,8 @@ def asyncapi() -> dict[str, Any]:
                 "every topic. A change that would break subscribers bumps the event's version; a version "
                 "once released only gains optional fields.\n\n"
                 "Dead letters: a record a service cannot process goes to `<topic>.dlq` with the reason and "
-                "its origin in `dlq.*` headers."
+                "its origin in `dlq.*` headers.\n\n"
+                "Subscribers without Kafka get the same events as signed webhooks (channel `webhook`)."
             ),
         },
         "defaultContentType": CONTENT_TYPE,
@@ -237,7 +277,12 @@ def asyncapi() -> dict[str, Any]:
                 "host": "127.0.0.1:9092",
                 "protocol": "kafka",
                 "description": "The local broker of `make up`; elsewhere, your cluster's bootstrap address.",
-            }
+            },
+            "subscriber": {
+                "host": "subscriber.example",
+                "protocol": "https",
+                "description": "A subscriber's own endpoint, named by its subscription's URL.",
+            },
         },
         "channels": channels,
         "operations": operations,

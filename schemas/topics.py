@@ -1,4 +1,4 @@
-"""The four event topics and the dead-letter convention."""
+"""The event topics and the dead-letter convention."""
 
 from typing import Final
 
@@ -6,8 +6,10 @@ LEAD_CREATED: Final = "lead.created"
 LEAD_QUALIFIED: Final = "lead.qualified"
 DEAL_CLOSED: Final = "deal.closed"
 ORDER_CREATED: Final = "order.created"
+DEAL_UPDATED: Final = "deal.updated"
+ORDER_UPDATED: Final = "order.updated"
 
-EVENT_TOPICS: Final = (LEAD_CREATED, LEAD_QUALIFIED, DEAL_CLOSED, ORDER_CREATED)
+EVENT_TOPICS: Final = (LEAD_CREATED, LEAD_QUALIFIED, DEAL_CLOSED, ORDER_CREATED, DEAL_UPDATED, ORDER_UPDATED)
 
 DLQ_SUFFIX: Final = ".dlq"
 

@@ -8,6 +8,11 @@ import pytest
 from tests.system import PORT_BASE, Broker, Worker
 
 SERVICE_PORTS = {"marketing": PORT_BASE + 1, "sales": PORT_BASE + 2, "orders": PORT_BASE + 3}
+# The funnel page on marketing shows sales' forecast, read from the browser.
+SERVICE_ENV = {
+    "marketing": {"LEADFLOW_FORECAST_URL": f"http://127.0.0.1:{SERVICE_PORTS['sales']}/forecast"},
+    "sales": {"LEADFLOW_CORS_ORIGINS": f'["http://127.0.0.1:{SERVICE_PORTS["marketing"]}"]'},
+}
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +27,9 @@ def broker() -> Iterator[Broker]:
 @pytest.fixture(scope="session")
 def system(broker: Broker) -> Iterator[dict[str, Worker]]:
     """The three services, one worker each, running for the whole session."""
-    workers = {name: Worker(name, port) for name, port in SERVICE_PORTS.items()}
+    workers = {
+        name: Worker(name, port, dict(SERVICE_ENV.get(name, {}))) for name, port in SERVICE_PORTS.items()
+    }
     for worker in workers.values():
         worker.start()
     try:

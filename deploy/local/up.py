@@ -1,8 +1,10 @@
 """`make up`: the whole system on the local broker, shown working.
 
-Starts the broker (unless it runs already), the three services as worker
-processes, sends a small scenario through their HTTP APIs (a campaign's leads,
-some qualified, deals won and lost), prints the funnel and where everything is,
+Starts the broker (unless it runs already), the four services as worker
+processes, subscribes a small local webhook receiver to deal.closed and
+order.created, sends a small scenario through their HTTP APIs (a campaign's
+leads, some qualified, deals won and lost), prints the funnel, the webhooks
+received (signatures verified) and where everything is,
 then keeps running until Ctrl-C, when it stops the services and the broker it
 started. `up.py --stop` stops what an earlier run left behind.
 
@@ -12,27 +14,37 @@ them with its tokens, as `leadflow token` prints them for calls by hand.
 """
 
 import argparse
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.table import Table
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from schemas.access import DEFAULT_ISSUER_DIR, LocalIssuer
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
 RUN_DIR = ROOT / ".cache" / "up"
-SERVICES = {"marketing": 8001, "sales": 8002, "orders": 8003}
+SERVICES = {"marketing": 8001, "sales": 8002, "orders": 8003, "webhooks": 8004}
+# The scenario's webhook receiver is on this machine: allowed here, refused by default.
+SERVICE_ENV = {"webhooks": {"LEADFLOW_ALLOW_PRIVATE_TARGETS": "true", "LEADFLOW_ALLOW_HTTP_TARGETS": "true"}}
+# The funnel page (marketing) shows sales' forecast, which the browser reads from sales.
+SERVICE_ENV["marketing"] = {"LEADFLOW_FORECAST_URL": "http://127.0.0.1:8002/forecast"}
+SERVICE_ENV["sales"] = {"LEADFLOW_CORS_ORIGINS": '["http://127.0.0.1:8001"]'}
+RECEIVER_PORT = 8009
 # The services trust this issuer; `leadflow token` signs with the same keys.
 ISSUER = LocalIssuer(ROOT / DEFAULT_ISSUER_DIR)
 
@@ -57,6 +69,7 @@ def start_services() -> dict[str, subprocess.Popen[bytes]]:
             "LEADFLOW_WEB_PORT": str(port),
             "LEADFLOW_DATA_DIR": str(RUN_DIR / "data"),
             **ISSUER.service_env(),
+            **SERVICE_ENV.get(service, {}),
         }
         # Own sessions: Ctrl-C reaches this script only, which stops them in order.
         processes[service] = subprocess.Popen(
@@ -206,6 +219,59 @@ def scenario(client: httpx.Client, run: str) -> str:
     return cid
 
 
+class Receiver:
+    """A subscriber's endpoint: keeps what it gets, and checks each signature with the
+    standardwebhooks library once it knows its secret (after the test event)."""
+
+    def __init__(self, port: int) -> None:
+        self.secret: str | None = None
+        self.received: list[tuple[dict[str, Any], bool | None]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                verified = None
+                if receiver.secret is not None:
+                    try:
+                        Webhook(receiver.secret).verify(body, dict(self.headers.items()))
+                        verified = True
+                    except WebhookVerificationError:
+                        verified = False
+                receiver.received.append((json.loads(body), verified))
+                self.send_response(400 if verified is False else 204)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/leadflow"
+
+    def subscribe(self, client: httpx.Client) -> None:
+        body = {"url": self.url, "event_types": ["deal.closed", "order.created"], "description": "make up"}
+        self.secret = post(client, "webhooks", "/subscriptions", body)["secret"]
+
+
+def show_webhooks(receiver: Receiver, campaign_id: str) -> None:
+    def of_campaign(event: dict[str, Any]) -> bool:
+        data = event.get("data", {})
+        return bool(data.get("campaign_id") == campaign_id or event["type"] == "order.created")
+
+    wanted = [(e, v) for e, v in receiver.received if e["type"] in ("deal.closed", "order.created")]
+    table = Table(title=f"Webhooks received at {receiver.url}")
+    for column in ("webhook-id (event id)", "type", "lead", "signature"):
+        table.add_column(column)
+    for event, verified in wanted:
+        if of_campaign(event):
+            table.add_row(event["id"], event["type"], event["subject"], "verified" if verified else "BAD")
+    console.print(table)
+
+
 def closed_in_marketing(client: httpx.Client, lead_id: str) -> bool:
     return lead_status(client, lead_id) != "qualified"
 
@@ -278,6 +344,11 @@ def show_urls() -> None:
             soft_wrap=True,
         )
     console.print(f"  {'kafka':<10} 127.0.0.1:9092   logs {RUN_DIR}", soft_wrap=True)
+    # A read-only token in the #fragment: the browser never sends it to a server, and
+    # the page moves it out of the address into the tab's sessionStorage at once.
+    page_token = ISSUER.token(subject="funnel-page", scopes=["campaigns:read", "deals:read"])
+    console.print("\n[bold]The funnel page[/bold] (live; this link carries a read-only token, valid 12 h):")
+    console.print(f"  {url('marketing')}/funnel/page/#token={page_token}", markup=False, soft_wrap=True)
     console.print("\n[bold]Calling the API by hand[/bold] (every route but /healthz, /readyz and /metrics)")
     console.print(
         "  The services trust the local development issuer's tokens "
@@ -313,11 +384,16 @@ def main() -> None:
     processes = start_services()
     try:
         wait_ready(processes)
+        receiver = Receiver(RECEIVER_PORT)
         with httpx.Client(timeout=30, auth=ISSUER.auth(subject="make-up-scenario")) as client:
             run = time.strftime("%H%M%S")
+            receiver.subscribe(client)
             with console.status("running the scenario"):
                 campaign_id = scenario(client, run)
+                # Two won deals: two deal.closed and two order.created at least.
+                eventually(lambda: sum(1 for _, v in receiver.received if v) >= 4, "webhooks delivered")
             show_funnel(client, campaign_id)
+            show_webhooks(receiver, campaign_id)
         show_urls()
         console.print("[bold]Leadflow is up.[/bold] Ctrl-C stops the services and the broker.")
         while all(p.poll() is None for p in processes.values()):

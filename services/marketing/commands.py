@@ -38,6 +38,7 @@ class CaptureLead(LeadCommand):
 class RecordActivity(LeadCommand):
     kind: Literal["record_activity"] = "record_activity"
     type: ActivityType
+    campaign_id: str | None = None
 
 
 MarketingCommand = Annotated[CreateCampaign | CaptureLead | RecordActivity, Field(discriminator="kind")]

@@ -1,19 +1,23 @@
 """Marketing's use cases: each takes a command or event, changes tables through
 the pure domain and publishes what the domain says happened."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from schemas.envelope import CloudEvent
-from schemas.events import DealClosed
+from schemas.events import DealClosed, DealUpdated, OrderCreated, OrderUpdated
 from services.marketing import metrics
-from services.marketing.app import campaigns, leads, rules, runtime
+from services.marketing.app import campaigns, early_journeys, leads, rules, runtime
 from services.marketing.commands import CaptureLead, CreateCampaign, RecordActivity
 from services.marketing.domain import capture as captures
+from services.marketing.domain import journey as journeys
 from services.marketing.domain import leads as lead_flow
 from services.marketing.domain.activities import Activity
 from services.marketing.domain.campaigns import Campaign
 from services.marketing.domain.capture import Capture, CaptureRefused
+from services.marketing.domain.journey import Journey
 from services.marketing.domain.leads import Change, Lead, LeadStatus
 from services.runtime.errors import NotFound
 
@@ -64,7 +68,11 @@ async def record_activity(command: RecordActivity) -> Change:
         raise NotFound(f"no lead {command.lead_id!r}")
     at = now()
     change = lead_flow.record_activity(
-        lead, Activity(type=command.type, at=at), rules, at, command.command_id
+        lead,
+        Activity(type=command.type, at=at, campaign_id=command.campaign_id),
+        rules,
+        at,
+        command.command_id,
     )
     await _apply(change)
     return change
@@ -86,6 +94,9 @@ async def _apply(change: Change) -> None:
         )
     if change.replayed:
         return
+    if change.created is not None and (early := early_journeys.get(lead.lead_id)) is not None:
+        lead = lead.model_copy(update={"journey": early})
+        del early_journeys[lead.lead_id]
     leads[lead.lead_id] = lead
     _count_decision(change)
 
@@ -123,3 +134,31 @@ async def on_deal_closed(event: CloudEvent[DealClosed]) -> None:
         return  # the same deal.closed again
     leads[lead.lead_id] = change.lead
     metrics.DEAL_OUTCOMES.labels(outcome=deal.outcome, lost_reason=deal.lost_reason or "none").inc()
+
+
+def _follow(lead_id: str, step: Callable[[Journey | None], Journey]) -> None:
+    """Take one step of a lead's journey; for a lead not stored yet, keep the journey
+    until it is (app.early_journeys): an event is never dropped for coming early."""
+    lead = leads.get(lead_id)
+    if lead is None:
+        early = early_journeys.get(lead_id)
+        journey = step(early)
+        if journey != early:
+            early_journeys[lead_id] = journey
+            metrics.EARLY_JOURNEY_EVENTS.inc()
+        return
+    followed = lead_flow.follow(lead, step(lead.journey))
+    if followed is not None:
+        leads[lead_id] = followed
+
+
+async def on_deal_updated(event: CloudEvent[DealUpdated]) -> None:
+    _follow(event.data.lead_id, partial(journeys.with_update, update=event.data))
+
+
+async def on_order_created(event: CloudEvent[OrderCreated]) -> None:
+    _follow(event.data.lead_id, partial(journeys.with_order, order=event.data))
+
+
+async def on_order_updated(event: CloudEvent[OrderUpdated]) -> None:
+    _follow(event.data.lead_id, partial(journeys.with_order_update, update=event.data))

@@ -44,3 +44,8 @@ DEAL_OUTCOMES = Counter(
     "Closed-loop outcomes fed back from sales, by outcome and lost reason.",
     ["outcome", "lost_reason"],
 )
+EARLY_JOURNEY_EVENTS = Counter(
+    "leadflow_marketing_early_journey_events",
+    "Events of sales and orders about a lead not stored yet, kept until it is (a few after a "
+    "crash; a steady rise means events about leads marketing never had).",
+)

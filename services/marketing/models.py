@@ -10,10 +10,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, fiel
 from schemas.events import Channel, Company, Contact, Intent, ScoreReason
 from schemas.money import Amount
 from services.marketing.domain.activities import ActivityType
+from services.marketing.domain.attribution import Model
 from services.marketing.domain.campaigns import Budget, Target
 from services.marketing.domain.capture import Capture
 from services.marketing.domain.leads import LeadStatus
-from services.marketing.domain.performance import CampaignCounts
+from services.marketing.domain.performance import CampaignCounts, Money, Ratio
 
 
 class BudgetIn(Budget):
@@ -128,6 +129,11 @@ class ActivityRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: ActivityType = Field(description="Engagement type (recapture is recorded by the service)")
+    campaign_id: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The campaign that brought it about, if any: a touch for attribution",
+    )
 
     @model_validator(mode="after")
     def _not_internal(self) -> "ActivityRequest":
@@ -167,3 +173,36 @@ class CampaignShare(BaseModel):
 
     partitions: list[int]
     counts: CampaignCounts
+
+
+class FunnelShare(BaseModel):
+    """One worker's funnel sums and the partitions of the leads table they cover."""
+
+    partitions: list[int]
+    sums: list[list[Any]]
+
+
+class FunnelSources(BaseModel):
+    forecast_url: str | None = Field(description="Sales' GET /forecast, for the page; null: not shown")
+
+
+class AttributionShare(BaseModel):
+    """One worker's attributed revenue: (campaign id or "", model, currency, amount)."""
+
+    partitions: list[int]
+    credits: list[tuple[str, str, str, str]]
+
+
+class AttributedCampaign(BaseModel):
+    campaign_id: str | None = Field(description="null: captures through no campaign")
+    name: str | None = None
+    revenue: list[Money] = Field(description="Won revenue credited to it, one entry per currency")
+    spend: Money | None = None
+    roi: Ratio | None = None
+    roi_note: str | None = None
+
+
+class AttributionView(BaseModel):
+    model: Model
+    campaigns: list[AttributedCampaign]
+    total: list[Money] = Field(description="The won revenue: what the campaigns' entries add up to")

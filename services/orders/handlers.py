@@ -1,4 +1,4 @@
-"""Orders' use cases: won deals in, orders and order.created out.
+"""Orders' use cases: won deals in, orders, order.created and order.updated out.
 
 One order per won deal however often its deal.closed arrives: the orders table,
 keyed by lead id and recovered from its changelog, says whether the order exists,
@@ -54,13 +54,28 @@ async def change_status(command: ChangeStatus) -> Order:
     order = orders.get(command.lead_id)
     if order is None:
         raise NotFound(f"no order {lifecycle.order_id_for(command.lead_id)!r}")
+    if order.status is command.status:
+        # Moved already: the change may have been stored while its order.updated was
+        # still in the producer's buffer when the worker died. Announce it again
+        # (identical, from the stored order), then refuse as before.
+        await _announce(order)
     order = lifecycle.change_status(order, command.status, now(), by=command.by)
+    # Announced before stored: a crash in between redelivers the command, which
+    # changes and announces again (same id) rather than never.
+    await _announce(order)
     orders[order.lead_id] = order
     log.info(
         "order status changed", extra={"order_id": order.order_id, "status": order.status, "by": command.by}
     )
     metrics.STATUS_CHANGES.labels(status=order.status).inc()
     return order
+
+
+async def _announce(order: Order) -> None:
+    update = lifecycle.updated_event(order)
+    if update is not None:
+        event, once = update
+        await runtime.publisher.publish(event, subject=order.lead_id, at=event.updated_at, once_per=once)
 
 
 async def handle(command: Any) -> Any:

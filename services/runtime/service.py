@@ -10,6 +10,7 @@ import logging.config
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -90,6 +91,8 @@ class ServiceRuntime:
         self._published: list[str] = []
         self._internal: list[str] = []
         self._kafka_checked: tuple[float, bool] = (0.0, False)
+        # A service's own conditions for /readyz, by name, besides the ones every worker has.
+        self.ready_when: dict[str, Callable[[], bool]] = {}
         self.auth = Authorizer(settings)
         self.api = FastAPI(title=title, description=description, version="1")
         instrument_http(self.api)
@@ -208,6 +211,7 @@ class ServiceRuntime:
             and not app.rebalancing
             and app.assignor.assigned_actives() is not None,
             "tables_recovered": app.tables.recovery.completed.is_set(),  # type: ignore[attr-defined]
+            **{name: check() for name, check in self.ready_when.items()},
         }
 
     async def _kafka_connected(self) -> bool:

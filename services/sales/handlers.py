@@ -1,5 +1,5 @@
 """Sales' use cases: events and commands in, tables changed through the pure
-domain, deal.closed and assignment requests out.
+domain, deal.updated, deal.closed and assignment requests out.
 
 Every change to a deal after it is opened is a command, applied one at a time
 per partition by the command agent, the desk's decisions included: a close and
@@ -17,7 +17,7 @@ from services.runtime.tallies import Tally
 from services.sales import metrics, topics
 from services.sales.app import catalog, clock, deals, desk, placements, queue, roster, runtime, settings
 from services.sales.commands import AssignDeal, CloseDeal, MoveStage, RecordContact, RecordObjection
-from services.sales.domain import assignment
+from services.sales.domain import assignment, forecast
 from services.sales.domain import deals as pipeline
 from services.sales.domain.assignment import Desk, DeskRequest, DrainDesk, PlaceDeal, ReleaseDeal
 from services.sales.domain.catalog import quote
@@ -35,8 +35,13 @@ async def on_lead_qualified(event: CloudEvent[LeadQualified]) -> None:
     deal = deals.get(qualified.lead_id)
     if deal is None:
         deal = pipeline.open_deal(qualified, now=clock.now())
+        await _announce_update(None, deal)
         deals[deal.lead_id] = deal
         metrics.DEALS_OPENED.inc()
+    elif deal.assignment is Assignment.PENDING:
+        # Redelivered before the desk decided: the opening may not have reached the
+        # broker either; announced again from the stored deal, the same event.
+        await _announce_update(None, deal)
     if deal.assignment is Assignment.PENDING:
         # Stored first, asked second: a redelivery finds the deal pending and
         # asks again, which the desk answers with the same decision.
@@ -58,6 +63,7 @@ async def assign_deal(command: AssignDeal) -> Deal:
         raise LookupError(f"assignment decision for {command.lead_id!r}, which has no deal")
     assigned = pipeline.assign(deal, command.owner, command.decided_at)
     if assigned != deal:
+        await _announce_update(deal, assigned)
         deals[assigned.lead_id] = assigned
         metrics.ASSIGNMENTS.labels(result=assigned.assignment).inc()
     return assigned
@@ -70,7 +76,18 @@ def _deal(lead_id: str) -> Deal:
     return deal
 
 
-def _save(before: Deal, after: Deal) -> Deal:
+async def _announce_update(before: Deal | None, after: Deal) -> None:
+    """deal.updated for what changed between `before` and `after`, if anything a
+    subscriber follows did. Sent before the deal is stored: a crash in between
+    redelivers the command, which announces again under the same id."""
+    update = pipeline.updated_event(before, after, settings.follow_up_sla)
+    if update is not None:
+        event, once = update
+        await runtime.publisher.publish(event, subject=after.lead_id, at=event.updated_at, once_per=once)
+
+
+async def _save(before: Deal, after: Deal) -> Deal:
+    await _announce_update(before, after)
     deals[after.lead_id] = after
     if after.stage is not before.stage and after.last_left is not None:
         metrics.STAGE_MOVES.labels(stage=after.stage).inc()
@@ -85,8 +102,17 @@ def _save(before: Deal, after: Deal) -> Deal:
 
 async def move_stage(command: MoveStage) -> Deal:
     deal = _deal(command.lead_id)
+    if deal.stage is command.stage:
+        # Moved already: the move may have been stored while its deal.updated was still
+        # in the producer's buffer when the worker died. Announce it again (identical,
+        # from the stored deal), then refuse as before.
+        again = pipeline.last_update(deal, settings.follow_up_sla)
+        if again is not None:
+            await runtime.publisher.publish(
+                again[0], subject=deal.lead_id, at=again[0].updated_at, once_per=again[1]
+            )
     proposal = None if command.proposal is None else quote(command.proposal, catalog, field="proposal")
-    moved = _save(deal, pipeline.move(deal, command.stage, clock.now(), proposal, by=command.by))
+    moved = await _save(deal, pipeline.move(deal, command.stage, clock.now(), proposal, by=command.by))
     log.info("deal moved", extra={"deal_id": deal.deal_id, "stage": command.stage, "by": command.by})
     return moved
 
@@ -97,14 +123,14 @@ async def record_objection(command: RecordObjection) -> Deal:
         deal, command.objection, command.resolution, clock.now(), by=command.by
     )
     log.info("objection recorded", extra={"deal_id": deal.deal_id, "by": command.by})
-    return _save(deal, recorded)
+    return await _save(deal, recorded)
 
 
 async def record_contact(command: RecordContact) -> Deal:
     deal = _deal(command.lead_id)
     recorded = pipeline.record_contact(deal, command.channel, command.note, clock.now(), by=command.by)
     log.info("contact recorded", extra={"deal_id": deal.deal_id, "by": command.by})
-    return _save(deal, recorded)
+    return await _save(deal, recorded)
 
 
 async def close_deal(command: CloseDeal) -> Deal:
@@ -127,7 +153,7 @@ async def close_deal(command: CloseDeal) -> Deal:
     # Announced before stored: a crash in between redelivers the command, which
     # then closes and announces again rather than never.
     await _announce(closed, event)
-    _save(deal, closed)
+    await _save(deal, closed)
     log.info("deal closed", extra={"deal_id": deal.deal_id, "outcome": event.outcome, "by": command.by})
     metrics.DEALS_CLOSED.labels(outcome=event.outcome, lost_reason=event.lost_reason or "none").inc()
     if event.outcome is Outcome.WON:
@@ -212,6 +238,10 @@ def local_desks() -> list[tuple[str, Desk]]:
 
 # Kept as deals are written: a scrape reads sums, not the deals table.
 PIPELINE = Tally(runtime.cluster, deals, lambda deal: contribution(deal, settings.follow_up_sla))
+
+
+# The forecast's sums, kept the same way (see domain/forecast.py).
+FORECAST = Tally(runtime.cluster, deals, lambda deal: forecast.contribution(deal, settings.forecast_plan))
 
 
 def pipeline_figures() -> PipelineFigures:

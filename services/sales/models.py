@@ -1,6 +1,7 @@
 """Sales' HTTP request and response bodies."""
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -133,3 +134,10 @@ class ClockAdvance(BaseModel):
 class ClockView(BaseModel):
     now: AwareDatetime
     offset_seconds: float
+
+
+class ForecastShare(BaseModel):
+    """One worker's forecast sums and the partitions they cover (internal)."""
+
+    partitions: list[int]
+    sums: list[list[Any]]

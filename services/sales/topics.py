@@ -7,8 +7,8 @@ from services.sales.commands import SalesCommand
 # Reads: leads marketing hands over.
 lead_qualified = runtime.consumes(topics.LEAD_QUALIFIED)
 
-# Writes: every deal's outcome, won or lost.
-runtime.publishes(topics.DEAL_CLOSED)
+# Writes: every deal's outcome, won or lost, and its changes while open.
+runtime.publishes(topics.DEAL_CLOSED, topics.DEAL_UPDATED)
 
 # Writes to deals, keyed by lead id, applied by the worker owning the deal: from
 # HTTP, and the assignment desk's decisions.

@@ -5,6 +5,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.middleware.cors import CORSMiddleware
 
 from services.runtime.auth import subject_of
 from services.runtime.cluster import Unavailable
@@ -16,7 +17,9 @@ from services.sales.commands import CloseDeal, MoveStage, RecordContact, RecordO
 from services.sales.domain.assignment import Desk, Pool
 from services.sales.domain.deals import Deal, Stage, lead_id_of
 from services.sales.domain.follow_up import FollowUpStatus
+from services.sales.domain.forecast import Forecast, add_sums, decode_sums, encode_sums, forecast_from
 from services.sales.domain.pipeline import selected
+from services.sales.handlers import FORECAST
 from services.sales.models import (
     ClockAdvance,
     ClockView,
@@ -24,6 +27,7 @@ from services.sales.models import (
     ContactRequest,
     DealView,
     DeskView,
+    ForecastShare,
     MoveRequest,
     ObjectionRequest,
     RepsView,
@@ -141,6 +145,37 @@ async def close_deal(deal_id: str, body: CloseRequest, request: Request) -> Deal
     return _view(deal)
 
 
+@router.get(
+    "/forecast",
+    summary="Open pipeline value by month of expected close, weighted",
+    dependencies=runtime.requires("deals:read"),
+)
+async def get_forecast() -> Forecast:
+    """Open proposals' value per month of expected close and currency, weighted by
+    each stage's probability: the configured one (LEADFLOW_FORECAST_PLAN) until
+    enough closed deals (LEADFLOW_FORECAST_MIN_HISTORY) measure the conversion from
+    the stage to won. The expected close is derived (stage entered + the stage's
+    typical days to close; overdue deals count in the current month); deals with no
+    proposal are counted, not valued. See services/sales/domain/forecast.py.
+
+    Cost: no deal is read. Each worker keeps sums as deals are written (a few
+    numbers per stage, month and currency); the read asks every other worker for
+    its sums, one request each, and adds them up."""
+    shares = [await forecast_here()]
+    for body in await cluster.gather(deals, "/forecast/share"):
+        shares.append(ForecastShare.model_validate_json(body))
+    cluster.whole(deals, (share.partitions for share in shares))
+    sums = add_sums(*(decode_sums(share.sums) for share in shares))
+    return forecast_from(sums, clock.now(), settings.forecast_plan, settings.forecast_min_history)
+
+
+@router.get("/forecast/share", include_in_schema=False, dependencies=runtime.requires("deals:read"))
+async def forecast_here() -> ForecastShare:
+    """This worker's forecast sums (asked by the worker answering GET /forecast)."""
+    share = FORECAST.share()
+    return ForecastShare(partitions=sorted(share.partitions), sums=encode_sums(share.totals))
+
+
 @router.get("/catalog", dependencies=runtime.requires("deals:read"))
 async def get_catalog() -> dict[str, Any]:
     """The catalogue's products (inactive ones included, flagged), its version,
@@ -192,6 +227,16 @@ async def _desk_view(pool: Pool) -> DeskView:
 
 
 runtime.api.include_router(router)
+
+if settings.cors_origins:
+    # Reads only, with a bearer token (no cookies): the browser sends the preflight,
+    # the route still checks the token.
+    runtime.api.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET"],
+        allow_headers=["Authorization"],
+    )
 
 if settings.clock_control:
     # Tests only (LEADFLOW_CLOCK_CONTROL): lets time pass on this worker.

@@ -2,7 +2,7 @@
 and the leads they store, which campaign performance is summed from."""
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,19 +13,33 @@ from schemas.events import (
     Company,
     Contact,
     Customer,
+    DealChange,
     DealClosed,
     DealLine,
+    DealStage,
+    DealUpdated,
     LeadCreated,
     LeadQualified,
     LostReason,
+    OrderCreated,
+    OrderLine,
+    OrderStatus,
+    OrderUpdated,
     Outcome,
 )
-from services.marketing.agents import apply_commands, close_the_loop
-from services.marketing.app import campaigns, leads, runtime
+from services.marketing.agents import (
+    apply_commands,
+    close_the_loop,
+    follow_deals,
+    follow_order_updates,
+    follow_orders,
+)
+from services.marketing.app import campaigns, early_journeys, leads, runtime
 from services.marketing.commands import CaptureLead, CreateCampaign, RecordActivity
 from services.marketing.domain.activities import ActivityType
 from services.marketing.domain.campaigns import Budget, Campaign, Target
 from services.marketing.domain.capture import Capture
+from services.marketing.domain.funnel import contribution, funnel_from
 from services.marketing.domain.leads import LeadStatus
 from services.marketing.domain.performance import counts_over
 from tests.agents.conftest import Sent, clear, fake_io
@@ -45,7 +59,7 @@ EXPO = Campaign(
 @pytest.fixture(autouse=True)
 def _isolated(sent: Sent, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     fake_io(runtime, sent, monkeypatch)
-    yield from clear(leads, campaigns)
+    yield from clear(leads, campaigns, early_journeys)
 
 
 def capture_command(lead_id: str, campaign_id: str | None = "expo", **changes: object) -> CaptureLead:
@@ -234,4 +248,104 @@ async def test_a_campaign_is_created_once_on_its_own_key(sent: Sent) -> None:
     assert first is not None
     assert first.target.industries == ["software"]
     assert campaigns.get("expo-2") == first
+    assert sent.dead_letters == []
+
+
+def deal_updated(lead_id: str, stage: DealStage, previous: DealStage | None = None) -> bytes:
+    data = DealUpdated(
+        deal_id=f"deal-{lead_id}",
+        lead_id=lead_id,
+        campaign_id="expo",
+        changes=[DealChange.STAGE_CHANGED, DealChange.FIRST_CONTACT] if previous else [DealChange.OPENED],
+        stage=stage,
+        previous_stage=previous,
+        owner="rep-1",
+        opened_at=NOW,
+        stage_entered_at=NOW,
+        first_contact_at=NOW if previous else None,
+        follow_up_due_at=NOW + timedelta(hours=24),
+        updated_at=NOW,
+    )
+    return new_event(data, source="/leadflow/sales", subject=lead_id).to_json()
+
+
+def order_created(lead_id: str) -> bytes:
+    line = OrderLine(
+        sku="LF-CORE", name="Core", quantity=1, unit_price=Decimal("9000.00"), line_total=Decimal("9000.00")
+    )
+    data = OrderCreated(
+        order_id=f"order-{lead_id}",
+        deal_id=f"deal-{lead_id}",
+        lead_id=lead_id,
+        customer=Customer(company=Company(name="Acme"), contact=Contact(email="ana@acme.io", name="Ana")),
+        lines=[line],
+        total=Decimal("9000.00"),
+        currency="EUR",
+        created_at=NOW,
+    )
+    return new_event(data, source="/leadflow/orders", subject=lead_id).to_json()
+
+
+def order_updated(lead_id: str, status: OrderStatus) -> bytes:
+    data = OrderUpdated(
+        order_id=f"order-{lead_id}",
+        deal_id=f"deal-{lead_id}",
+        lead_id=lead_id,
+        status=status,
+        previous_status=OrderStatus.CONFIRMED,
+        total=Decimal("9000.00"),
+        currency="EUR",
+        updated_at=NOW,
+    )
+    return new_event(data, source="/leadflow/orders", subject=lead_id).to_json()
+
+
+async def test_sales_and_orders_events_draw_the_lead_s_journey_into_the_funnel(sent: Sent) -> None:
+    await captured("lead-7")
+    async with (
+        follow_orders.test_context() as agent
+    ):  # the order first: topics do not keep order between them
+        await agent.put(key=b"lead-7", value=order_created("lead-7"))
+    async with follow_deals.test_context() as agent:
+        for _ in range(2):
+            await agent.put(
+                key=b"lead-7", value=deal_updated("lead-7", DealStage.QUALIFYING, DealStage.PROSPECTING)
+            )
+        await agent.put(key=b"lead-7", value=deal_updated("lead-7", DealStage.PROSPECTING))
+    async with close_the_loop.test_context() as agent:
+        await agent.put(key=b"lead-7", value=deal_closed("lead-7", Outcome.WON))
+    async with follow_order_updates.test_context() as agent:
+        await agent.put(key=b"lead-7", value=order_updated("lead-7", OrderStatus.FULFILLED))
+    lead = leads.get("lead-7")
+    assert lead is not None
+    assert lead.journey is not None
+    assert lead.journey.stages == [DealStage.PROSPECTING, DealStage.QUALIFYING]
+    assert (lead.journey.owner, lead.journey.first_contact_at, lead.journey.ordered_at) == ("rep-1", NOW, NOW)
+    assert lead.status is LeadStatus.WON
+    drawn = funnel_from(contribution(lead), NOW)  # what the worker's tally adds for it
+    counts = {step.step: step.count for step in drawn.steps}
+    assert (counts["deal_opened"], counts["contacted"], counts["won"], counts["ordered"]) == (1, 1, 1, 1)
+    assert counts["fulfilled"] == 1
+    assert drawn.handover.follow_up.met == 1
+    assert sent.dead_letters == []
+
+
+async def test_a_deal_announced_before_its_lead_was_stored_joins_the_lead_once_it_is(sent: Sent) -> None:
+    # Marketing publishes lead.qualified before it stores the lead; after a crash in
+    # between, sales can open the deal before the capture comes again.
+    async with follow_deals.test_context() as agent:
+        await agent.put(key=b"lead-9", value=deal_updated("lead-9", DealStage.PROSPECTING))
+        await agent.put(
+            key=b"lead-9", value=deal_updated("lead-9", DealStage.QUALIFYING, DealStage.PROSPECTING)
+        )
+    async with follow_orders.test_context() as agent:
+        await agent.put(key=b"lead-9", value=order_created("lead-9"))
+    assert leads.get("lead-9") is None
+    await captured("lead-9")
+    lead = leads.get("lead-9")
+    assert lead is not None
+    assert lead.journey is not None
+    assert lead.journey.stages == [DealStage.PROSPECTING, DealStage.QUALIFYING]
+    assert (lead.journey.owner, lead.journey.ordered_at) == ("rep-1", NOW)
+    assert early_journeys.get("lead-9") is None
     assert sent.dead_letters == []

@@ -3,12 +3,23 @@
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
 from schemas.envelope import CloudEvent, new_event
-from schemas.events import Company, Contact, Customer, DealClosed, DealLine, LostReason, OrderCreated, Outcome
+from schemas.events import (
+    Company,
+    Contact,
+    Customer,
+    DealClosed,
+    DealLine,
+    LostReason,
+    OrderCreated,
+    OrderUpdated,
+    Outcome,
+)
 from services.orders.agents import apply_commands, make_orders
 from services.orders.app import orders, runtime
 from services.orders.commands import ChangeStatus
@@ -203,3 +214,30 @@ async def test_the_gauge_counts_the_orders_in_each_status_from_the_table(
     assert sample("leadflow_orders_in_status", status="created") == 1
     assert sample("leadflow_orders_in_status", status="cancelled") == 1
     assert sample("leadflow_orders_in_status", status="fulfilled") == 0
+
+
+async def test_each_status_change_publishes_order_updated_and_again_when_the_command_comes_back(
+    sent: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    announced: list[tuple[OrderUpdated, str | None]] = []
+
+    async def publish(data: Any, *, subject: str, at: Any = None, once_per: str | None = None) -> None:
+        announced.append((data, once_per))
+
+    monkeypatch.setattr(runtime.publisher, "publish", publish)
+    async with make_orders.test_context() as agent:
+        await agent.put(key=b"lead-8", value=closed("lead-8"))
+    confirm = ChangeStatus(lead_id="lead-8", status=OrderStatus.CONFIRMED, by="ops")
+    async with apply_commands.test_context() as agent:
+        await agent.put(key=b"lead-8", value=confirm.model_dump_json().encode())
+        # Delivered again (its order.updated may have died with the worker): announced again, same id.
+        await agent.put(key=b"lead-8", value=confirm.model_dump_json().encode())
+        fulfil = ChangeStatus(lead_id="lead-8", status=OrderStatus.FULFILLED)
+        await agent.put(key=b"lead-8", value=fulfil.model_dump_json().encode())
+    assert [(e.status, e.previous_status, e.by, once) for e, once in announced] == [
+        ("confirmed", "created", "ops", "order-lead-8:confirmed"),
+        ("confirmed", "created", "ops", "order-lead-8:confirmed"),
+        ("fulfilled", "confirmed", None, "order-lead-8:fulfilled"),
+    ]
+    assert announced[0] == announced[1]
+    assert sent.dead_letters == []

@@ -16,7 +16,7 @@ from services.runtime.auth import TokenVerifier
 from services.runtime.service import ServiceRuntime
 
 OPEN = {"/healthz", "/readyz", "/metrics"}
-SERVICES = ["marketing", "sales", "orders"]
+SERVICES = ["marketing", "sales", "orders", "webhooks"]
 
 
 @pytest.fixture(scope="module")

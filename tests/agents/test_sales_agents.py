@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 
 from schemas.envelope import new_event
-from schemas.events import Company, Contact, DealClosed, LeadQualified, ScoreReason
+from schemas.events import (
+    Company,
+    Contact,
+    DealChange,
+    DealClosed,
+    DealStage,
+    DealUpdated,
+    LeadQualified,
+    ScoreReason,
+)
 from services.sales import handlers, topics
 from services.sales.agents import apply_commands, assign_deals, open_deals
 from services.sales.app import deals, desk, placements, queue, runtime
@@ -326,3 +335,70 @@ async def test_bad_assignment_records_go_to_the_dlq(sent: Sent) -> None:
     assert "not the request's desk" in str(sent.dead_letters[1][1])
     assert "no deal" in str(sent.dead_letters[2][1])
     assert list(desk.items()) == []
+
+
+@pytest.fixture
+def once(monkeypatch: pytest.MonkeyPatch, sent: Sent) -> list[tuple[str, str | None]]:
+    """(type, once_per) of each event published: what its id derives from."""
+    published: list[tuple[str, str | None]] = []
+
+    async def publish(data: Any, *, subject: str, at: Any = None, once_per: str | None = None) -> None:
+        sent.events.append((subject, data))
+        published.append((data.TYPE, once_per))
+
+    monkeypatch.setattr(runtime.publisher, "publish", publish)
+    return published
+
+
+async def test_a_deal_announces_its_opening_assignment_moves_and_first_contact(
+    sent: Sent, wire: Wire, once: list[tuple[str, str | None]]
+) -> None:
+    await open_and_assign(wire, "lead-1")
+    await command(MoveStage(lead_id="lead-1", stage=Stage.QUALIFYING, by="rep-de-1"))
+    await command(RecordContact(lead_id="lead-1", channel=ContactChannel.CALL, note=None))
+    await command(MoveStage(lead_id="lead-1", stage=Stage.PRESENTING))
+    await command(CloseDeal(lead_id="lead-1", outcome="lost", lines=[], lost_reason="timing"))
+    updates = [u for u in sent.of_type("deal.updated") if isinstance(u, DealUpdated)]
+    assert [(u.changes, u.stage, u.owner) for u in updates] == [
+        ([DealChange.OPENED], DealStage.PROSPECTING, None),
+        ([DealChange.ASSIGNED], DealStage.PROSPECTING, "rep-de-1"),
+        ([DealChange.STAGE_CHANGED, DealChange.FIRST_CONTACT], DealStage.QUALIFYING, "rep-de-1"),
+        ([DealChange.STAGE_CHANGED], DealStage.PRESENTING, "rep-de-1"),
+    ]
+    assert updates[2].by == "rep-de-1"
+    assert [o for t, o in once if t == "deal.updated"] == [
+        "deal-lead-1:opened",
+        "deal-lead-1:assigned",
+        "deal-lead-1:stage:2",
+        "deal-lead-1:stage:3",
+    ]
+    # The contact after the first one and the close are not deal.updated's to say.
+    assert len(sent.of_type("deal.closed")) == 1
+
+
+async def test_a_move_stored_but_not_announced_is_announced_again_when_it_comes_back(
+    sent: Sent, wire: Wire, once: list[tuple[str, str | None]]
+) -> None:
+    await open_and_assign(wire, "lead-1")
+    move = MoveStage(lead_id="lead-1", stage=Stage.PRESENTING)
+    await command(move)
+    [first] = sent.of_type("deal.updated")[-1:]
+    first_id = once[-1]
+    sent.events.clear()  # lost with the worker
+    once.clear()
+
+    await command(move)  # redelivered: the deal is there already
+    assert sent.of_type("deal.updated") == [first]  # identical content, same once_per
+    assert once == [first_id]
+    assert deals.get("lead-1").stage is Stage.PRESENTING  # type: ignore[union-attr]
+
+
+async def test_a_redelivered_lead_qualified_announces_the_same_opening(
+    sent: Sent, wire: Wire, once: list[tuple[str, str | None]]
+) -> None:
+    async with open_deals.test_context() as agent:
+        await agent.put(key=b"lead-1", value=qualified("lead-1"))
+        await agent.put(key=b"lead-1", value=qualified("lead-1"))
+    first, again = sent.of_type("deal.updated")
+    assert first == again
+    assert once == [("deal.updated", "deal-lead-1:opened")] * 2

@@ -224,3 +224,50 @@ def campaign_mismatches(truth: Truth, performance: dict[str, Any] | None) -> lis
         for name, value in campaign_expected(truth).items()
         if actual[name] != value
     ]
+
+
+@dataclass
+class WebhookVerdict:
+    """What a subscribed receiver got against what the topics hold."""
+
+    expected: int
+    delivered: int
+    lost: int
+    unexpected: int
+    redelivered: int
+    unverified: int
+    findings: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.unexpected or self.unverified)
+
+    def line(self) -> str:
+        return (
+            f"lost_webhooks={self.lost} unexpected_webhooks={self.unexpected} "
+            f"unverified_webhooks={self.unverified} redelivered_webhooks={self.redelivered}"
+        )
+
+
+def check_webhooks(
+    events: list[Event], received: Counter[str], unverified: int, topics: tuple[str, ...]
+) -> WebhookVerdict:
+    """Every distinct event id on `topics` delivered to the receiver at least once
+    (a webhook-id again is a redelivery the receiver drops), nothing delivered that
+    is not on them, and every delivery verified."""
+    on_topics = {e.event_id: e for e in events if e.topic in topics and e.event_id is not None}
+    findings = _Findings()
+    for event_id in sorted(set(on_topics) - set(received)):
+        event = on_topics[event_id]
+        findings.add("event never delivered", f"{event_id} ({event.position}, lead {event.lead_id})")
+    for event_id in sorted(set(received) - set(on_topics)):
+        findings.add("delivered id not on the topics", event_id)
+    return WebhookVerdict(
+        expected=len(on_topics),
+        delivered=len(set(received) & set(on_topics)),
+        lost=findings.counts["event never delivered"],
+        unexpected=findings.counts["delivered id not on the topics"],
+        redelivered=sum(n - 1 for n in received.values()),
+        unverified=unverified,
+        findings=findings.as_dict(),
+    )

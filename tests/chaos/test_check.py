@@ -1,9 +1,10 @@
 """The chaos check catches what it is there to catch; no broker needed."""
 
+from collections import Counter
 from dataclasses import replace
 
 from schemas.topics import DEAL_CLOSED, LEAD_CREATED, LEAD_QUALIFIED, ORDER_CREATED
-from tests.chaos.check import LOST, WON, WON_DEAL_AMOUNT, Event, Observed, Truth, check
+from tests.chaos.check import LOST, WON, WON_DEAL_AMOUNT, Event, Observed, Truth, check, check_webhooks
 
 
 def healthy_run() -> tuple[Truth, Observed]:
@@ -123,3 +124,23 @@ def test_an_unacknowledged_close_is_not_in_the_truth() -> None:
     verdict = check(truth, observed)
     assert verdict.acked_closes == 2
     assert not verdict.ok
+
+
+def test_webhooks_every_event_on_the_subscribed_topics_reaches_the_receiver() -> None:
+    events = [
+        Event(DEAL_CLOSED, 0, 0, "lead-1", "e1"),
+        Event(DEAL_CLOSED, 0, 1, "lead-1", "e1"),  # a redelivered record: one event
+        Event(ORDER_CREATED, 1, 0, "lead-1", "e2"),
+        Event(LEAD_CREATED, 1, 0, "lead-1", "e3"),  # not subscribed
+    ]
+    topics = (DEAL_CLOSED, ORDER_CREATED)
+    verdict = check_webhooks(events, Counter({"e1": 2, "e2": 1}), 0, topics)
+    assert (verdict.ok, verdict.expected, verdict.delivered, verdict.redelivered) == (True, 2, 2, 1)
+
+    lost = check_webhooks(events, Counter({"e1": 1}), 0, topics)
+    assert (lost.ok, lost.lost) == (False, 1)
+    assert lost.findings == {"event never delivered (1)": ["e2 (order.created[1]@0, lead lead-1)"]}
+
+    made_up = check_webhooks(events, Counter({"e1": 1, "e2": 1, "e3": 1}), 0, topics)
+    assert (made_up.ok, made_up.unexpected) == (False, 1)
+    assert not check_webhooks(events, Counter({"e1": 1, "e2": 1}), 1, topics).ok

@@ -32,8 +32,13 @@ IMAGE_SH = ROOT / "deploy" / "image.sh"
 UNAVAILABLE = 3  # deploy/image.sh's exit status when no engine can be had here
 TAG = os.environ.get("LEADFLOW_IMAGE_TAG", "local")
 # Inside this session's port range, beside the other tests' (system: +1..3).
-PORTS = {"marketing": PORT_BASE + 81, "sales": PORT_BASE + 82, "orders": PORT_BASE + 83}
-# Three workers starting side by side on 2 shared cores took 5-10 s.
+PORTS = {
+    "marketing": PORT_BASE + 81,
+    "sales": PORT_BASE + 82,
+    "orders": PORT_BASE + 83,
+    "webhooks": PORT_BASE + 84,
+}
+# Four workers starting side by side on 2 shared cores took 5-10 s.
 READY_WITHIN_SECONDS = 60.0
 # The chart rendered as an install that trusts the tests' issuer by its public key.
 CHART_SETTINGS = {

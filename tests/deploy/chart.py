@@ -25,7 +25,7 @@ PRODUCTION_VALUES = CHART / "values-production.yaml"
 ISSUER_VALUES = Path(__file__).parent / "values" / "issuer.yaml"
 RULES_FILE = ROOT / "deploy" / "prometheus" / "rules" / "leadflow.rules.yaml"
 TOPOLOGY_FILE = CHART / "files" / "topology.yaml"
-SERVICES = ("marketing", "sales", "orders")
+SERVICES = ("marketing", "sales", "orders", "webhooks")
 # The Kubernetes version the chart is rendered and validated for.
 KUBERNETES_VERSION = "1.33.0"
 RELEASE = "leadflow"

@@ -112,7 +112,7 @@ def test_the_default_values_deploy_the_three_services_with_an_hpa_each() -> None
 def test_production_values_bring_every_production_concern(production: list[dict[str, Any]]) -> None:
     for kind in ("StatefulSet", "ScaledObject", "TriggerAuthentication", "NetworkPolicy", "ServiceMonitor"):
         assert sorted(component(o) for o in of_kind(production, kind)) == sorted(SERVICES), kind
-    assert len(of_kind(production, "KafkaUser")) == 3
+    assert len(of_kind(production, "KafkaUser")) == len(SERVICES)
     assert len(of_kind(production, "PrometheusRule")) == 1
     # KEDA replaces the HPA: two autoscalers on one workload would fight.
     assert not of_kind(production, "HorizontalPodAutoscaler", "Deployment")
@@ -187,7 +187,7 @@ def containers(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any],
 
 def test_every_container_is_probed_limited_and_locked_down(rendered: list[dict[str, Any]]) -> None:
     found = containers(rendered)
-    assert len(found) == 3
+    assert len(found) == len(SERVICES)
     for name, pod, container in found:
         where = f"{name}/{container['name']}"
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz", where
@@ -292,7 +292,7 @@ def test_memory_tables_run_as_deployments_and_rocksdb_tables_as_statefulsets_wit
     assert sales["spec"]["serviceName"] in by_name(objects, "Service")
     env = {e["name"]: e.get("value") for e in sales["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["LEADFLOW_STORE"] == "rocksdb://"
-    assert sorted(component(d) for d in of_kind(objects, "Deployment")) == ["marketing", "orders"]
+    assert sorted(component(d) for d in of_kind(objects, "Deployment")) == ["marketing", "orders", "webhooks"]
 
 
 def test_statefulset_workers_keep_their_group_membership_across_restarts() -> None:
@@ -383,7 +383,15 @@ def test_network_policy_lets_in_only_the_scraper_peers_and_api_clients(
         assert spec["policyTypes"] == ["Ingress", "Egress"]
         (ingress,) = spec["ingress"]
         assert ingress["from"] == [*values["scraper"]["peers"], own, *values["apiClients"]]
-        kafka, peers, dns, issuer = spec["egress"]
+        egress = list(spec["egress"])
+        if component(policy) == "webhooks":
+            # Deliveries to subscribers' URLs: public addresses only, by default.
+            targets = egress.pop(3)
+            defaults = yaml.safe_load((CHART / "values.yaml").read_text())["networkPolicy"]
+            assert targets["to"] == values.get("webhookTargets", defaults["webhookTargets"])["peers"]
+            assert "10.0.0.0/8" in targets["to"][0]["ipBlock"]["except"]
+            assert [p["port"] for p in targets["ports"]] == [443]
+        kafka, peers, dns, issuer = egress
         assert kafka["to"] == values["kafka"]["peers"]
         assert [p["port"] for p in kafka["ports"]] == [9093]
         assert peers["to"] == [own]

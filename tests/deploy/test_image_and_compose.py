@@ -14,6 +14,7 @@ from services.marketing.settings import MarketingSettings
 from services.orders.settings import OrdersSettings
 from services.runtime.settings import ServiceSettings
 from services.sales.settings import SalesSettings
+from services.webhooks.settings import WebhooksSettings
 from tests.deploy.chart import ROOT, SERVICES
 
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
@@ -23,6 +24,7 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "marketing": MarketingSettings,
     "sales": SalesSettings,
     "orders": OrdersSettings,
+    "webhooks": WebhooksSettings,
 }
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|build-essential|make|cmake|apt-get install|apk add|pip install|uv )")
 
@@ -55,7 +57,7 @@ def instruction(stage: list[str], keyword: str) -> list[str]:
 
 def test_image_builds_in_two_stages_on_slim_python_from_the_lock_file() -> None:
     found = stages()
-    assert list(found) == ["builder", "runtime", "orders", "sales", "marketing"]
+    assert list(found) == ["builder", "runtime", "orders", "sales", "marketing", "webhooks"]
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE.read_text(), re.MULTILINE)
     assert base is not None
     assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?", base.group(1))

@@ -66,10 +66,17 @@ def test_the_charts_kafka_users_have_the_local_brokers_acls(
 
 def test_the_table_gives_each_service_exactly_its_topics_from_the_brief() -> None:
     # PRODUCT.md's table: who consumes and who publishes which event topic.
+    # Issue 14's funnel: sales publishes deal.updated, orders order.updated; marketing reads
+    # them and order.created.
     brief = {
-        "marketing": ({"deal.closed"}, {"lead.created", "lead.qualified"}),
-        "sales": ({"lead.qualified"}, {"deal.closed"}),
-        "orders": ({"deal.closed"}, {"order.created"}),
+        "marketing": (
+            {"deal.closed", "deal.updated", "order.created", "order.updated"},
+            {"lead.created", "lead.qualified"},
+        ),
+        "sales": ({"lead.qualified"}, {"deal.closed", "deal.updated"}),
+        "orders": ({"deal.closed"}, {"order.created", "order.updated"}),
+        # Issue 13: webhooks reads the events subscribers may ask for and publishes none.
+        "webhooks": ({"lead.created", "lead.qualified", "deal.closed", "order.created"}, set()),
     }
     table = yaml.safe_load(TOPOLOGY_FILE.read_text())["services"]
     assert set(table) == set(SERVICES)

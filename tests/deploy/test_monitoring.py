@@ -22,9 +22,11 @@ from tests.system import PORT_BASE, Worker, api, eventually, produce, unique_ema
 
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "leadflow.json"
-# Inside this session's port range (the workers use PORT_BASE+1..3).
+# Inside this session's port range (the workers use PORT_BASE+1..4).
 PROMETHEUS_PORT = PORT_BASE + 90
-JOBS = {f"leadflow-{service}": service for service in SERVICE_PORTS}
+# The session's three workers, and a webhooks worker of this module's own.
+PORTS = {**SERVICE_PORTS, "webhooks": PORT_BASE + 4}
+JOBS = {f"leadflow-{service}": service for service in PORTS}
 # Series the alerts read from elsewhere: Prometheus itself, every client library's
 # process collector, and kube-state-metrics (installed with the Prometheus Operator).
 EXTERNAL_SERIES = {"up", "process_start_time_seconds", "kube_pod_status_ready"}
@@ -75,9 +77,10 @@ def win(sales: Worker, lead_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def expositions(system: dict[str, Worker], scenario: None) -> dict[str, str]:
+def expositions(system: dict[str, Worker], webhooks: Worker, scenario: None) -> dict[str, str]:
     """Each service's /metrics after the scenario, by service."""
-    return {name: api.get(f"{w.url}/metrics", timeout=10).text for name, w in system.items()}
+    workers = {**system, "webhooks": webhooks}
+    return {name: api.get(f"{w.url}/metrics", timeout=10).text for name, w in workers.items()}
 
 
 def prometheus_config(rules_dir: Path) -> dict[str, Any]:
@@ -88,13 +91,25 @@ def prometheus_config(rules_dir: Path) -> dict[str, Any]:
     assert {job["job_name"] for job in config["scrape_configs"]} == JOBS.keys()
     for job in config["scrape_configs"]:
         (targets,) = job["static_configs"]
-        targets["targets"] = [f"127.0.0.1:{SERVICE_PORTS[JOBS[job['job_name']]]}"]
+        targets["targets"] = [f"127.0.0.1:{PORTS[JOBS[job['job_name']]]}"]
     return config
 
 
 @pytest.fixture(scope="module")
-def prometheus(system: dict[str, Worker], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Prometheus server scraping the session's three workers."""
+def webhooks(system: dict[str, Worker]) -> Iterator[Worker]:
+    """The fourth service, which the session's system does not run."""
+    worker = Worker("webhooks", PORTS["webhooks"]).start()
+    try:
+        yield worker.wait_ready()
+    finally:
+        worker.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    system: dict[str, Worker], webhooks: Worker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real Prometheus server scraping the session's three workers and the webhooks worker."""
     home = tmp_path_factory.mktemp("prometheus")
     config = home / "prometheus.yml"
     config.write_text(yaml.safe_dump(prometheus_config(RULES_FILE.parent)))
@@ -188,7 +203,7 @@ def test_prometheus_scrapes_business_and_faust_metrics_of_every_service(
         assert int(faust["value"][1]) > 20, job
     # Each service exposes its own business metrics and no other's.
     owners = query(
-        prometheus, 'group by (job, __name__) ({__name__=~"leadflow_(marketing|sales|orders)_.+"})'
+        prometheus, 'group by (job, __name__) ({__name__=~"leadflow_(marketing|sales|orders|webhooks)_.+"})'
     )
     assert owners
     for owner in owners:

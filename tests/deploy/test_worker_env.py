@@ -12,6 +12,7 @@ from services.marketing.settings import MarketingSettings
 from services.orders.settings import OrdersSettings
 from services.runtime.settings import ServiceSettings
 from services.sales.settings import SalesSettings
+from services.webhooks.settings import WebhooksSettings
 from tests.deploy.chart import PRODUCTION_VALUES, render
 from tests.system import BOOTSTRAP, PORT_BASE, Broker, Worker
 
@@ -19,6 +20,7 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "marketing": MarketingSettings,
     "sales": SalesSettings,
     "orders": OrdersSettings,
+    "webhooks": WebhooksSettings,
 }
 
 

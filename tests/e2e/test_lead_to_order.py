@@ -1,6 +1,7 @@
 """The whole path through the three running services and the real broker."""
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,12 @@ def test_a_hand_raiser_becomes_an_order(system: dict[str, Worker]) -> None:
     assert made["total"] == "14400.00"
     assert made["currency"] == "EUR"
     assert made["status"] == "created"
+    confirmed = api.post(
+        f"{orders.url}/orders/{made['order_id']}/status", json={"status": "confirmed"}, timeout=20
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    [moved] = eventually(lambda: [r for r in read_topic("order.updated") if r.key == lead_id])
+    assert (moved.value["data"]["status"], moved.value["data"]["previous_status"]) == ("confirmed", "created")
     # The outcome flows back to marketing.
     eventually(lambda: api.get(f"{marketing.url}/leads/{lead_id}", timeout=10).json()["status"] == "won")
 
@@ -96,7 +103,60 @@ def test_a_lost_deal_makes_no_order(system: dict[str, Worker]) -> None:
     }
 
 
-@pytest.mark.parametrize("topic", ["lead.created", "lead.qualified", "deal.closed", "order.created"])
+def _pipeline(sales: Worker) -> tuple[Decimal, Decimal, Decimal]:
+    """The forecast's open value, weighted value, and the closing stage's probability."""
+    response = api.get(f"{sales.url}/forecast", timeout=10)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    [closing] = [s for s in body["stages"] if s["stage"] == "closing"]
+    return (
+        sum((Decimal(p["pipeline"]) for p in body["periods"]), Decimal(0)),
+        sum((Decimal(p["weighted"]) for p in body["periods"]), Decimal(0)),
+        Decimal(closing["probability"]),
+    )
+
+
+def test_a_stage_move_is_published_and_forecast(system: dict[str, Worker]) -> None:
+    marketing, sales = system["marketing"], system["sales"]
+    lead_id = capture(marketing, unique_email("mover"))["lead_id"]
+    deal = deal_of(sales, lead_id)
+    pipeline, weighted, _ = _pipeline(sales)
+    moved = api.post(
+        f"{sales.url}/deals/{deal['deal_id']}/stage",
+        json={"stage": "closing", "proposal": [{"sku": "LF-CORE", "quantity": 2}]},
+        timeout=20,
+    )
+    assert moved.status_code == 200, moved.text
+
+    def moves() -> list[Record]:
+        return [
+            r for r in read_topic("deal.updated") if r.key == lead_id and r.value["data"]["previous_stage"]
+        ]
+
+    [move] = eventually(moves)
+    data = move.value["data"]
+    assert (data["stage"], data["previous_stage"], data["amount"], data["currency"]) == (
+        "closing",
+        "prospecting",
+        "24000.00",
+        "EUR",
+    )
+    assert data["changes"] == ["stage_changed", "first_contact"]
+    assert data["first_contact_at"] is not None
+    opened = [
+        r for r in read_topic("deal.updated") if r.key == lead_id and r.value["data"]["changes"] == ["opened"]
+    ]
+    assert len({r.value["id"] for r in opened}) == 1
+    # The proposal is now in the forecast, weighted by the closing stage's probability.
+    after, weighted_after, probability = _pipeline(sales)
+    assert after - pipeline == Decimal("24000.00")
+    assert weighted_after - weighted == (Decimal("24000.00") * probability).quantize(Decimal("0.01"))
+
+
+@pytest.mark.parametrize(
+    "topic",
+    ["lead.created", "lead.qualified", "deal.closed", "order.created", "deal.updated", "order.updated"],
+)
 def test_every_record_is_a_cloudevent_keyed_by_lead_that_fits_its_schema(
     system: dict[str, Worker], topic: str
 ) -> None:

@@ -26,6 +26,8 @@ class Activity(BaseModel):
 
     type: ActivityType
     at: AwareDatetime
+    # The campaign that brought it about (an email's, a webinar's), if any: a touch.
+    campaign_id: str | None = None
 
 
 def decayed(points: int, age_days: float, half_life_days: float) -> float:

@@ -21,8 +21,10 @@ from schemas.events import (
 from schemas.money import Amount, Currency
 from services.marketing.domain import capture as captures
 from services.marketing.domain.activities import Activity, ActivityType
+from services.marketing.domain.attribution import NO_CAMPAIGN, Touches, touched
 from services.marketing.domain.campaigns import Campaign, Target
 from services.marketing.domain.capture import Capture
+from services.marketing.domain.journey import Journey, with_close
 from services.marketing.domain.qualification import Assessment, Prospect, Verdict, assess
 from services.marketing.domain.rules import RuleSet
 from services.runtime.errors import Conflict
@@ -83,11 +85,26 @@ class Lead(BaseModel):
     applied_commands: list[str] = Field(default_factory=list)
     # The capture command that created the lead: its redelivery announces it again.
     captured_by: str | None = None
+    # What became of it after the handover, from sales' and orders' events (journey.py).
+    journey: Journey | None = None
+    # The campaigns that reached it, for attribution (attribution.py); None on a lead
+    # stored before touches were kept (see `touches_of`).
+    touches: Touches | None = None
 
     def applied(self, command_id: str) -> "Lead":
         return self.model_copy(
             update={"applied_commands": [*self.applied_commands, command_id][-MAX_APPLIED_COMMANDS:]}
         )
+
+    def touches_of(self) -> Touches:
+        """Its touches; for a lead stored before they were kept, its capture's campaign
+        and its recaptures (in an order unknown: the capture's campaign first and last)."""
+        if self.touches is not None:
+            return self.touches
+        first = self.campaign_id or NO_CAMPAIGN
+        counts = dict(self.recaptures)
+        counts[first] = counts.get(first, 0) + 1
+        return Touches(first=first, last=first, counts=counts)
 
     def prospect(self) -> Prospect:
         return Prospect(
@@ -144,6 +161,7 @@ def capture(
             update={
                 "captures": existing.captures + 1,
                 "recaptures": recaptures,
+                "touches": touched(existing.touches_of(), data.campaign_id or NO_CAMPAIGN),
                 "intent": data.intent or existing.intent,
                 "consent": existing.consent or data.consent,
             }
@@ -157,6 +175,7 @@ def capture(
         updated_at=now,
         campaign_target=campaign.target if campaign else None,
         captured_by=command_id,
+        touches=touched(None, data.campaign_id or NO_CAMPAIGN),
     ).applied(command_id)
     lead, qualified = _reassess(lead, rules, now)
     return Change(lead=lead, before=None, created=created, qualified=qualified)
@@ -177,6 +196,8 @@ def _engage(
 ) -> Change:
     activities = [*lead.activities, activity][-MAX_ACTIVITIES:]
     updates: dict[str, object] = {"activities": activities, "updated_at": now}
+    if activity.campaign_id is not None:
+        updates["touches"] = touched(lead.touches_of(), activity.campaign_id)
     if activity.type is ActivityType.UNSUBSCRIBE:
         updates["consent"] = False
     if activity.type is ActivityType.DEMO_REQUEST and lead.intent is None:
@@ -284,6 +305,14 @@ def close_loop(lead: Lead, deal: DealClosed) -> Change:
             "updated_at": deal.closed_at,
             "won_amount": deal.amount if deal.outcome is Outcome.WON else None,
             "won_currency": deal.currency if deal.outcome is Outcome.WON else None,
+            "journey": with_close(lead.journey, deal),
         }
     )
     return Change(lead=closed, before=lead.status)
+
+
+def follow(lead: Lead, journey: Journey) -> Lead | None:
+    """The lead with its journey so far; None when that changes nothing (an event again)."""
+    if journey == lead.journey:
+        return None
+    return lead.model_copy(update={"journey": journey})

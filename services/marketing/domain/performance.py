@@ -13,6 +13,10 @@ What counts, as decided for Leadflow:
 - deals won / lost: sales' outcomes for the campaign's leads; `not_a_real_lead`
   counts the lost ones sales sent back as never having been leads.
 - revenue: the amounts of won deals, kept per currency.
+- attributed revenue: won revenue credited to the campaigns each won lead touched,
+  under the model asked for (first touch, last touch, linear, U-shaped; see
+  attribution.py), with its ROI. Over all campaigns (and captures through none)
+  each model adds up to the won revenue; first touch is `revenue`.
 - ROI = (revenue - spend) / spend. Leadflow has no exchange rates and does not
   guess one: when any revenue is in another currency than the budget, ROI is
   None and `roi_note` says why; revenue is still reported per currency.
@@ -41,6 +45,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerialize
 
 from schemas.events import Channel
 from schemas.money import Amount, Currency
+from services.marketing.domain.attribution import Model, credited
 from services.marketing.domain.campaigns import Campaign
 from services.marketing.domain.leads import Lead, LeadStatus
 
@@ -63,6 +68,7 @@ COUNTED = (
     "not_a_real_lead",
 )
 REVENUE = "revenue"
+ATTRIBUTED = "attributed"
 
 
 class CampaignCounts(BaseModel):
@@ -77,6 +83,8 @@ class CampaignCounts(BaseModel):
     deals_lost: int = 0
     not_a_real_lead: int = 0
     revenue: dict[Currency, Amount] = Field(default_factory=dict)
+    # Won revenue credited to the campaign, by attribution model and currency.
+    attributed: dict[Model, dict[Currency, Amount]] = Field(default_factory=dict)
     # When one of these leads last changed.
     updated_at: AwareDatetime | None = None
 
@@ -84,10 +92,16 @@ class CampaignCounts(BaseModel):
         revenue = dict(self.revenue)
         for currency, amount in other.revenue.items():
             revenue[currency] = revenue.get(currency, Decimal(0)) + amount
+        attributed = {model: dict(amounts) for model, amounts in self.attributed.items()}
+        for model, amounts in other.attributed.items():
+            mine = attributed.setdefault(model, {})
+            for currency, amount in amounts.items():
+                mine[currency] = mine.get(currency, Decimal(0)) + amount
         times = [t for t in (self.updated_at, other.updated_at) if t is not None]
         return CampaignCounts(
             **{name: getattr(self, name) + getattr(other, name) for name in COUNTED},
             revenue=revenue,
+            attributed=attributed,
             updated_at=max(times, default=None),
         )
 
@@ -98,6 +112,12 @@ def contribution(lead: Lead) -> dict[Hashable, int | Decimal]:
     adds: dict[Hashable, int | Decimal] = {}
     for through, captures in lead.recaptures.items():
         adds[(through, "duplicate_captures")] = captures
+    if lead.status is LeadStatus.WON and lead.won_amount is not None and lead.won_currency is not None:
+        touches = lead.touches_of()
+        for model in Model:
+            # NO_CAMPAIGN ("") too: over every campaign and it, each model adds up to the won revenue.
+            for campaign, amount in credited(touches, lead.won_amount, model).items():
+                adds[(campaign, ATTRIBUTED, str(model), lead.won_currency)] = amount
     campaign_id = lead.campaign_id
     if campaign_id is None:
         return adds
@@ -143,14 +163,19 @@ def counts_of(
     """One campaign's counts out of the sums of `contribution` and the latest `last_change`."""
     counts: dict[str, int] = {}
     revenue: dict[str, Decimal] = {}
+    attributed: dict[str, dict[str, Decimal]] = {}
     for key, amount in totals.items():
         match key:
+            case (str() as campaign, "attributed", str() as model, str() as currency) if (
+                campaign == campaign_id
+            ):
+                attributed.setdefault(model, {})[currency] = Decimal(amount)
             case (str() as campaign, str() as name) if campaign == campaign_id:
                 counts[name] = int(amount)
             case (str() as campaign, "revenue", str() as currency) if campaign == campaign_id:
                 revenue[currency] = Decimal(amount)
     return CampaignCounts.model_validate(
-        {**counts, "revenue": revenue, "updated_at": latest.get(campaign_id)}
+        {**counts, "revenue": revenue, "attributed": attributed, "updated_at": latest.get(campaign_id)}
     )
 
 
@@ -182,6 +207,14 @@ class Performance(BaseModel):
     roi_note: str | None = Field(description="Why roi is None, when it is")
     lead_to_mql: Ratio | None
     mql_to_won: Ratio | None
+    attribution: Model = Field(
+        description="The model attributed_revenue follows (query parameter attribution)"
+    )
+    attributed_revenue: list[Money] = Field(
+        description="Won revenue credited to this campaign among all it touched, one entry per currency"
+    )
+    attributed_roi: Ratio | None = Field(description="ROI on the attributed revenue")
+    attributed_roi_note: str | None
     updated_at: AwareDatetime | None
 
 
@@ -211,9 +244,11 @@ def roi(spend: Money, revenue: dict[str, Decimal]) -> tuple[Decimal | None, str 
     return ratio(earned - spend.amount, spend.amount), None
 
 
-def performance(campaign: Campaign, counts: CampaignCounts) -> Performance:
+def performance(campaign: Campaign, counts: CampaignCounts, model: Model = Model.FIRST_TOUCH) -> Performance:
     spend = Money(amount=campaign.budget.amount, currency=campaign.budget.currency)
     campaign_roi, note = roi(spend, counts.revenue)
+    attributed = counts.attributed.get(model, {})
+    attributed_roi, attributed_note = roi(spend, attributed)
     return Performance(
         campaign_id=campaign.campaign_id,
         name=campaign.name,
@@ -233,5 +268,9 @@ def performance(campaign: Campaign, counts: CampaignCounts) -> Performance:
         roi_note=note,
         lead_to_mql=ratio(counts.qualified, counts.leads),
         mql_to_won=ratio(counts.deals_won, counts.qualified),
+        attribution=model,
+        attributed_revenue=[Money(amount=a, currency=c) for c, a in sorted(attributed.items())],
+        attributed_roi=attributed_roi,
+        attributed_roi_note=attributed_note,
         updated_at=counts.updated_at,
     )

@@ -8,7 +8,8 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, Field
 
 from schemas.envelope import CloudEvent, once_id
-from schemas.events import Customer, DealClosed, OrderCreated, OrderLine, Outcome
+from schemas.events import Customer, DealClosed, OrderCreated, OrderLine, OrderUpdated, Outcome
+from schemas.events import OrderStatus as PublicStatus
 from schemas.money import Amount, Currency
 from services.runtime.errors import Conflict
 
@@ -149,3 +150,25 @@ def deal_to_order_seconds(order: Order, now: datetime) -> float:
     """How long after its deal's close the order was made, by this worker's clock
     (never negative: the two clocks are different machines')."""
     return max(0.0, (now - order.deal_closed_at).total_seconds())
+
+
+def updated_event(order: Order) -> tuple[OrderUpdated, str] | None:
+    """The order.updated of `order`'s latest status change, from the order as stored
+    (the same event however often it is made), with what it happens once for: each
+    status is reached at most once, so its id derives from the order and the status.
+    None for an order that has only been created (that is order.created's)."""
+    if len(order.history) < 2:
+        return None
+    previous, latest = order.history[-2], order.history[-1]
+    event = OrderUpdated(
+        order_id=order.order_id,
+        deal_id=order.deal_id,
+        lead_id=order.lead_id,
+        status=PublicStatus(latest.status),
+        previous_status=PublicStatus(previous.status),
+        total=order.total,
+        currency=order.currency,
+        updated_at=latest.at,
+        by=latest.by,
+    )
+    return event, f"{order.order_id}:{latest.status}"

@@ -8,7 +8,7 @@ SLA measures the time to it (see `follow_up`).
 """
 
 from collections.abc import Sized
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -18,7 +18,10 @@ from schemas.events import (
     Company,
     Contact,
     Customer,
+    DealChange,
     DealClosed,
+    DealStage,
+    DealUpdated,
     LeadQualified,
     LostReason,
     Outcome,
@@ -31,14 +34,8 @@ from services.sales.domain.catalog import Catalog, OrderedLine, PricedLine, Quot
 DEAL_ID_PREFIX = "deal-"
 
 
-class Stage(StrEnum):
-    PROSPECTING = "prospecting"
-    QUALIFYING = "qualifying"
-    PRESENTING = "presenting"
-    HANDLING_OBJECTIONS = "handling_objections"
-    CLOSING = "closing"
-    WON = "won"
-    LOST = "lost"
+# The stages are part of the public contract since `deal.updated` carries them.
+Stage = DealStage
 
 
 OPEN_STAGES = (
@@ -332,3 +329,68 @@ def closed_event(deal: Deal) -> DealClosed:
         closed_at=deal.closed_at,
         closed_by=deal.closed_by,
     )
+
+
+def updated_event(before: Deal | None, after: Deal, sla: timedelta) -> tuple[DealUpdated, str] | None:
+    """The deal.updated that going from `before` (None: the deal is new) to `after`
+    announces, with what it happens once for (its id derives from that); None when
+    nothing a subscriber follows changed. A close is announced by deal.closed.
+
+    Made from the deals alone, so a command applied again to the same stored deal
+    announces the same event under the same id."""
+    if after.is_closed:
+        return None
+    changes: list[DealChange] = []
+    if before is None:
+        changes.append(DealChange.OPENED)
+    elif before.owner is None and after.owner is not None:
+        changes.append(DealChange.ASSIGNED)
+    moved = before is not None and len(after.history) > len(before.history)
+    if moved:
+        changes.append(DealChange.STAGE_CHANGED)
+    if after.first_contact_at is not None and (before is None or before.first_contact_at is None):
+        changes.append(DealChange.FIRST_CONTACT)
+    if not changes:
+        return None
+    # A deal is opened, assigned and first contacted once; each move is a new stage
+    # visit, numbered by its place in the deal's history.
+    once = f"{after.deal_id}:stage:{len(after.history)}" if moved else f"{after.deal_id}:{changes[0]}"
+    event = DealUpdated(
+        deal_id=after.deal_id,
+        lead_id=after.lead_id,
+        campaign_id=after.campaign_id,
+        changes=changes,
+        stage=after.stage,
+        previous_stage=after.history[-2].stage if moved else None,
+        owner=after.owner,
+        opened_at=after.opened_at,
+        stage_entered_at=after.stage_entered_at,
+        first_contact_at=after.first_contact_at,
+        follow_up_due_at=after.opened_at + sla,
+        amount=None if after.proposal is None else after.proposal.amount,
+        currency=None if after.proposal is None else after.proposal.currency,
+        updated_at=_updated_at(before, after, moved),
+        by=after.current_visit.by if moved else None,
+    )
+    return event, once
+
+
+def _updated_at(before: Deal | None, after: Deal, moved: bool) -> datetime:
+    if before is None:
+        return after.opened_at
+    if moved:
+        return after.stage_entered_at
+    if before.owner is None and after.owner is not None and after.assigned_at is not None:
+        return after.assigned_at
+    return after.first_contact_at or after.stage_entered_at
+
+
+def last_update(deal: Deal, sla: timedelta) -> tuple[DealUpdated, str] | None:
+    """The deal.updated of `deal`'s latest stage move, rebuilt from the stored deal:
+    what a move command applied again announces again (see handlers.move_stage)."""
+    if len(deal.history) < 2 or deal.is_closed:
+        return None
+    # The move was the first contact if the deal was first touched when it moved.
+    contacted = None if deal.first_contact_at == deal.stage_entered_at else deal.first_contact_at
+    before = deal.model_copy(update={"history": deal.history[:-1], "first_contact_at": contacted})
+    return updated_event(before, deal, sla)

@@ -104,20 +104,25 @@ def _local_lead_ids(worker: Worker) -> set[str]:
 
 def test_a_campaign_s_performance_sums_both_workers_leads_whichever_is_asked(strict: list[Worker]) -> None:
     campaign_id = create_campaign(strict[0].url, "Two-worker expo", budget="900.00")
-    # Either worker finds the campaign (the one not holding it asks its owner).
-    for worker in strict:
-        eventually(partial(_knows_campaign, worker, campaign_id))
-    # Leads of the campaign on both workers' partitions, captured through both.
-    lead_ids: list[str] = []
-    while len(lead_ids) < 4 or not all(set(lead_ids) & _local_lead_ids(w) for w in strict):
-        assert len(lead_ids) < 30, "the leads' partitions all belong to one worker"
-        worker = strict[len(lead_ids) % 2]
-        lead_ids.append(capture(worker.url, unique_email("spread"), campaign_id=campaign_id)["lead_id"])
+    lead_ids = _leads_on_both_workers(strict, campaign_id, "spread")
     cost = str((Decimal("900.00") / len(lead_ids)).quantize(Decimal("0.01")))
     expected = {"leads": len(lead_ids), "cost_per_lead": {"amount": cost, "currency": "EUR"}}
     for worker in strict:
         eventually(partial(_performance_shows, worker, campaign_id, expected))
     assert performance(strict[0].url, campaign_id) == performance(strict[1].url, campaign_id)
+
+
+def _leads_on_both_workers(strict: list[Worker], campaign_id: str, label: str) -> list[str]:
+    """Leads of the campaign on both workers' partitions, captured through both."""
+    # Either worker finds the campaign (the one not holding it asks its owner).
+    for worker in strict:
+        eventually(partial(_knows_campaign, worker, campaign_id))
+    lead_ids: list[str] = []
+    while len(lead_ids) < 4 or not all(set(lead_ids) & _local_lead_ids(w) for w in strict):
+        assert len(lead_ids) < 30, "the leads' partitions all belong to one worker"
+        worker = strict[len(lead_ids) % 2]
+        lead_ids.append(capture(worker.url, unique_email(label), campaign_id=campaign_id)["lead_id"])
+    return lead_ids
 
 
 def _knows_campaign(worker: Worker, campaign_id: str) -> bool:
@@ -127,3 +132,25 @@ def _knows_campaign(worker: Worker, campaign_id: str) -> bool:
 def _performance_shows(worker: Worker, campaign_id: str, expected: dict[str, Any]) -> bool:
     found = performance(worker.url, campaign_id)
     return {k: found[k] for k in expected} == expected
+
+
+def test_the_funnel_sums_both_workers_leads_whichever_is_asked(strict: list[Worker]) -> None:
+    campaign_id = create_campaign(strict[0].url, "Two-worker funnel", budget="900.00")
+    lead_ids = _leads_on_both_workers(strict, campaign_id, "funnel")
+
+    def funnel(worker: Worker) -> dict[str, Any]:
+        answer = api.get(f"{worker.url}/funnel", params={"campaign_id": campaign_id}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    def shows_every_lead(worker: Worker) -> bool:
+        found = funnel(worker)
+        return found["steps"][0] == {"step": "captured", "count": len(lead_ids), "conversion": None}
+
+    for worker in strict:
+        eventually(partial(shows_every_lead, worker))
+    one, other = (funnel(worker) for worker in strict)
+    assert one | {"as_of": None} == other | {"as_of": None}
+    [row] = one["campaigns"]
+    assert (row["key"], row["name"], row["captured"]) == (campaign_id, "Two-worker funnel", len(lead_ids))

@@ -113,6 +113,11 @@ def test_campaign_performance_closes_the_loop_as_computed_by_hand(system: dict[s
         "roi_note": None,
         "lead_to_mql": "0.6000",
         "mql_to_won": "0.3333",  # 1 / 3
+        # First touch (the default) credits the campaign each lead was first captured through.
+        "attribution": "first_touch",
+        "attributed_revenue": [{"amount": "14400.00", "currency": "EUR"}],
+        "attributed_roi": "0.4400",
+        "attributed_roi_note": None,
         "updated_at": None,
     }
     assert [lead(url, i)["status"] for i in (won, bogus, slow["lead_id"])] == ["won", "recycled", "lost"]

@@ -35,6 +35,7 @@ from kafka.errors import GroupAuthorizationFailedError, KafkaTimeoutError, Topic
 
 from schemas import topics
 from tests.chaos.supervisor import RunBroker
+from tests.deploy.chart import SERVICES as DEPLOYED
 from tests.integration.bad_input.journey import SERVICES, lead_to_order, urls_of
 from tests.system import PORT_BASE, ROOT, TEST_KAFKA_PORT, Worker
 
@@ -173,8 +174,9 @@ def test_the_broker_holds_exactly_the_acls_of_the_table(secured: System) -> None
     ).stdout
     table = {(a["user"], a["resource"], a["name"], a["pattern"], a["operation"]) for a in json.loads(printed)}
     assert on_broker == table
-    # Nothing for the admin (a super user) and no rights on the cluster itself.
-    assert {user for user, *_ in on_broker} == {f"leadflow-{s}" for s in SERVICES}
+    # A user for every service deployed (webhooks too, though this module does not
+    # run it), nothing for the admin (a super user), no rights on the cluster itself.
+    assert {user for user, *_ in on_broker} == {f"leadflow-{s}" for s in DEPLOYED}
 
 
 def test_a_wrong_password_is_refused_at_login(secured: System) -> None:
@@ -240,10 +242,14 @@ def test_a_service_reads_only_what_it_consumes_in_its_own_group(secured: System)
             consumer.poll(timeout_ms=10_000)
     finally:
         consumer.close()
-    # Another service's table, and an event topic it does not consume: refused.
+    # Another service's table, and an event topic it does not consume (marketing now
+    # reads or writes all five, so sales and order.created): refused.
     # (A client each: kafka-python's metadata remembers the first refusal and times out after.)
-    for topic in ("leadflow-sales-deals-changelog", topics.ORDER_CREATED):
-        consumer = KafkaConsumer(**broker.client("leadflow-marketing"), enable_auto_commit=False)
+    for user, topic in (
+        ("leadflow-marketing", "leadflow-sales-deals-changelog"),
+        ("leadflow-sales", topics.ORDER_CREATED),
+    ):
+        consumer = KafkaConsumer(**broker.client(user), enable_auto_commit=False)
         try:
             with pytest.raises(TopicAuthorizationFailedError):
                 consumer.end_offsets([TopicPartition(topic, 0)])

@@ -112,7 +112,7 @@ def declared_topics(service: str) -> set[str]:
     return {spec.name for spec in module.runtime.topic_specs()}
 
 
-@pytest.mark.parametrize("service", ["marketing", "sales", "orders"])
+@pytest.mark.parametrize("service", ["marketing", "sales", "orders", "webhooks"])
 def test_publishers_consumers_and_dead_letter_topics_are_the_services_own(
     document: dict[str, Any], service: str
 ) -> None:

@@ -19,6 +19,7 @@ from schemas.events import (
     Outcome,
 )
 from services.marketing.domain.activities import Activity, ActivityType
+from services.marketing.domain.attribution import Model
 from services.marketing.domain.campaigns import Target
 from services.marketing.domain.capture import CaptureRefused
 from services.marketing.domain.leads import Lead, LeadStatus, capture, close_loop, record_activity
@@ -245,10 +246,15 @@ QUALIFIED: dict[Hashable, int | Decimal] = {("expo", "leads"): 1, ("expo", "qual
 
 def test_a_won_lead_contributes_its_deal_and_revenue_to_its_campaign(rules: RuleSet) -> None:
     won = close_loop(new_lead(rules, intent=Intent.DEMO_REQUEST), deal(Outcome.WON)).lead
+    # Its one touch takes it all under every model.
+    attributed: dict[Hashable, Decimal] = {
+        ("expo", "attributed", model, "EUR"): Decimal("9000.00") for model in Model
+    }
     assert contribution(won) == {
         **QUALIFIED,
         ("expo", "deals_won"): 1,
         ("expo", "revenue", "EUR"): Decimal("9000.00"),
+        **attributed,
     }
 
 
@@ -289,7 +295,16 @@ def test_a_lead_without_a_campaign_contributes_only_its_recaptures(rules: RuleSe
     assert lead.campaign_id is None  # first touch: it stays without one
     assert contribution(lead) == {("expo", "duplicate_captures"): 1}
     won = close_loop(lead, deal(Outcome.WON)).lead
-    assert contribution(won) == {("expo", "duplicate_captures"): 1}
+    # First touch: no campaign (as revenue); last: expo; linear and U-shaped: half each.
+    assert contribution(won) == {
+        ("expo", "duplicate_captures"): 1,
+        ("", "attributed", "first_touch", "EUR"): Decimal("9000.00"),
+        ("expo", "attributed", "last_touch", "EUR"): Decimal("9000.00"),
+        ("", "attributed", "linear", "EUR"): Decimal("4500.00"),
+        ("expo", "attributed", "linear", "EUR"): Decimal("4500.00"),
+        ("", "attributed", "u_shaped", "EUR"): Decimal("4500.00"),
+        ("expo", "attributed", "u_shaped", "EUR"): Decimal("4500.00"),
+    }
 
 
 def test_a_qualified_lead_s_handover_is_announced_again_identical_by_any_command_delivered_again(

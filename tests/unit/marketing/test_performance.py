@@ -80,6 +80,10 @@ def test_the_hand_worked_scenario() -> None:
         "roi_note": None,
         "lead_to_mql": "0.7500",  # 3 / 4
         "mql_to_won": "0.3333",  # 1 / 3
+        "attribution": "first_touch",
+        "attributed_revenue": [{"amount": "14400.00", "currency": "EUR"}],  # its only campaign
+        "attributed_roi": "0.4400",
+        "attributed_roi_note": None,
         "updated_at": "2026-03-10T12:00:00Z",
     }
 

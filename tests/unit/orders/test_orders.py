@@ -7,6 +7,7 @@ from uuid import UUID
 import pytest
 
 from schemas.events import Company, Contact, Customer, DealClosed, DealLine, OrderCreated
+from schemas.events import OrderStatus as PublicStatus
 from services.orders.domain import orders as lifecycle
 from services.orders.domain.orders import OrderStatus, TotalMismatch
 from services.runtime.errors import Conflict
@@ -158,3 +159,30 @@ def test_a_status_change_records_who_made_it() -> None:
         (OrderStatus.CREATED, None),
         (OrderStatus.CONFIRMED, "ops-carla"),
     ]
+
+
+def test_each_status_change_is_announced_once_from_the_order_as_stored() -> None:
+    order = lifecycle.order_from_deal(won())
+    assert lifecycle.updated_event(order) is None  # only created: order.created says so
+    confirmed = lifecycle.change_status(order, OrderStatus.CONFIRMED, NOW, by="ops")
+    fulfilled = lifecycle.change_status(confirmed, OrderStatus.FULFILLED, NOW + timedelta(days=2))
+    first, second = lifecycle.updated_event(confirmed), lifecycle.updated_event(fulfilled)
+    assert first is not None
+    assert second is not None
+    assert (first[0].status, first[0].previous_status, first[0].by, first[0].updated_at) == (
+        PublicStatus.CONFIRMED,
+        PublicStatus.CREATED,
+        "ops",
+        NOW,
+    )
+    assert (first[1], second[1]) == ("order-lead-1:confirmed", "order-lead-1:fulfilled")
+    assert (second[0].status, second[0].total, second[0].currency) == (
+        PublicStatus.FULFILLED,
+        Decimal("14400.00"),
+        "EUR",
+    )
+    assert lifecycle.updated_event(fulfilled) == second  # made again: identical
+
+
+def test_the_public_statuses_are_the_orders_statuses() -> None:
+    assert [str(s) for s in PublicStatus] == [str(s) for s in OrderStatus]

@@ -1,0 +1,1 @@
+"""Webhooks' domain: subscriptions, deliveries and their retry schedule, the URL policy. Pure."""

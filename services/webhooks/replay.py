@@ -1,0 +1,90 @@
+"""Replay: read the subscribed topics again, from a time or for one event id, and
+queue what matches the subscription once more. It re-sends what is still on the
+topics (their retention decides how far back that goes)."""
+
+import json
+from datetime import datetime
+from typing import Any
+
+from aiokafka.structs import TopicPartition
+from pydantic import ValidationError
+
+from services.runtime.errors import Unprocessable
+from services.webhooks.commands import Requeue
+from services.webhooks.domain.subscriptions import Subscription
+from services.webhooks.kafka import consumer
+from services.webhooks.settings import WebhooksSettings
+
+
+class TooMany(Unprocessable):
+    pass
+
+
+async def find(
+    settings: WebhooksSettings,
+    subscription: Subscription,
+    *,
+    since: datetime | None,
+    event_id: str | None,
+) -> list[Requeue]:
+    """The events on the subscription's topics from `since` (their record time), or
+    from the start, that match it (and are `event_id`, if given), oldest first."""
+    reader = consumer(settings)
+    await reader.start()
+    try:
+        assigned = [
+            TopicPartition(topic, partition)
+            for topic in subscription.event_types
+            for partition in range(settings.topic_partitions)
+        ]
+        reader.assign(assigned)
+        end = await reader.end_offsets(assigned)
+        if since is None:
+            await reader.seek_to_beginning(*assigned)
+        else:
+            starts = await reader.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in assigned})
+            for tp, found in starts.items():
+                reader.seek(tp, end[tp] if found is None else found.offset)
+        found_events: list[Requeue] = []
+        while True:
+            positions = {tp: await reader.position(tp) for tp in assigned}
+            if all(positions[tp] >= end[tp] for tp in assigned):
+                break
+            for records in (await reader.getmany(timeout_ms=500)).values():
+                for record in records:
+                    requeue = _matching(record.value, subscription, event_id)
+                    if requeue is not None:
+                        found_events.append(requeue)
+                        if len(found_events) > settings.replay_limit:
+                            raise TooMany(
+                                f"more than {settings.replay_limit} events; replay from a later time",
+                                field="since",
+                            )
+        found_events.sort(key=lambda r: r.event_time)
+        return found_events
+    finally:
+        await reader.stop()
+
+
+def _matching(value: bytes | None, subscription: Subscription, event_id: str | None) -> Requeue | None:
+    try:
+        raw: dict[str, Any] = json.loads(value or b"")
+        event_type, subject, time, data = raw["type"], raw["subject"], raw["time"], raw["data"]
+        found_id = str(raw["id"])
+    except (ValueError, KeyError, TypeError, ValidationError):
+        return None  # not an event: its consumers dead-letter it, nothing to send
+    if event_id is not None and found_id != event_id:
+        return None
+    if not isinstance(data, dict) or not subscription.matches(event_type, data):
+        return None
+    try:
+        return Requeue(
+            lead_id=subject,
+            subscription_id=subscription.subscription_id,
+            event_id=found_id,
+            event_type=event_type,
+            event_time=time,
+            body=(value or b"").decode(),
+        )
+    except (ValidationError, UnicodeDecodeError):
+        return None
