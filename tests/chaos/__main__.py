@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +29,23 @@ from rich.console import Console
 
 from schemas.access import LocalIssuer
 from tests.chaos import report
-from tests.chaos.check import Truth, check
+from tests.chaos.check import Truth, check, check_webhooks
 from tests.chaos.faults import Injector, crash, plan
 from tests.chaos.load import Client, Load, NotAcknowledged, campaign_body, plan_leads
 from tests.chaos.observe import Records, observe, read_records, wait_drained
-from tests.chaos.probe import Probe, assess, topic_partitions
+from tests.chaos.probe import PATHS, Probe, assess, topic_partitions
 from tests.chaos.supervisor import SERVICES, RunBroker, SupervisedWorker, Supervisor, web_port
+from tests.integration.webhooks.receiver import Receiver
 from tests.system import ROOT
 
 console = Console(stderr=True)
 if not console.is_terminal:
     console.width = 150  # a log file or CI: no terminal to fit, keep table rows whole
+
+
+# What the run's webhook subscriber takes, and where its receiver listens.
+WEBHOOK_TOPICS = ("deal.closed", "order.created")
+RECEIVER_PORT_OFFSET = 90
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,6 +61,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     add("--broker-kill", action=argparse.BooleanOptionalAction, default=True)
     add("--zombie-seconds", type=float, default=20.0, help="SIGSTOP one worker this long; 0: none")
     add("--rolling", action=argparse.BooleanOptionalAction, default=True, help="SIGTERM restarts")
+    add("--receiver-outage", type=float, default=20.0, help="webhook receiver down this long; 0: never")
     add("--session-timeout", type=float, default=None, help="LEADFLOW_SESSION_TIMEOUT_SECONDS")
     add("--store", default=None, help="LEADFLOW_STORE, e.g. rocksdb://")
     add(
@@ -102,6 +110,18 @@ def worker_env(
         env["LEADFLOW_SESSION_TIMEOUT_SECONDS"] = str(args.session_timeout)
     if args.store is not None:
         env["LEADFLOW_STORE"] = args.store
+    if name.startswith("webhooks-"):
+        # The run's receiver listens on plain http on 127.0.0.1, and retries come
+        # in seconds, not hours, so that what it missed arrives within the run.
+        env |= {
+            "LEADFLOW_ALLOW_PRIVATE_TARGETS": "true",
+            "LEADFLOW_ALLOW_HTTP_TARGETS": "true",
+            "LEADFLOW_ATTEMPT_TIMEOUT_SECONDS": "5",
+            "LEADFLOW_RETRY_ATTEMPTS": "100",
+            "LEADFLOW_RETRY_FIRST_DELAY_SECONDS": "1",
+            "LEADFLOW_RETRY_FACTOR": "2",
+            "LEADFLOW_RETRY_MAX_DELAY_SECONDS": "5",
+        }
     # As deployed: warm copies of the other workers' partitions, which a worker
     # stopped cleanly hands its partitions to (services/runtime/membership.py).
     env["LEADFLOW_STANDBY_REPLICAS"] = str(1 if args.standby_replicas is None else args.standby_replicas)
@@ -117,8 +137,23 @@ def busy_ports(ports: list[int]) -> list[int]:
     return busy
 
 
+def wait_delivered(receiver: Receiver, expected: set[str], timeout: float) -> Counter[str]:
+    """What the receiver accepted, once it holds every `expected` webhook-id or
+    `timeout` s have passed (deliveries retried after an outage come last)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        accepted = Counter(r.headers["webhook-id"] for r in receiver.accepted())
+        if expected <= set(accepted) or time.monotonic() > deadline:
+            return accepted
+        time.sleep(1)
+
+
 async def drive(
-    args: argparse.Namespace, supervisor: Supervisor, broker: RunBroker, issuer: LocalIssuer
+    args: argparse.Namespace,
+    supervisor: Supervisor,
+    broker: RunBroker,
+    issuer: LocalIssuer,
+    receiver: Receiver,
 ) -> tuple[dict[str, Any], bool]:
     """Load and faults, then the check; the report and whether the run passed."""
     urls = {s: [w.url for w in supervisor.of(s)] for s in SERVICES}
@@ -129,6 +164,13 @@ async def drive(
         client = Client(http, urls, args.patience, random.Random(args.seed))
         campaign = await client.create("marketing", "/campaigns", campaign_body(args.seed))
         truth = Truth(campaign_id=campaign["campaign_id"])
+        # A subscriber's system takes the deals closed and the orders made as webhooks.
+        subscription = await client.create(
+            "webhooks",
+            "/subscriptions",
+            {"url": receiver.url, "event_types": list(WEBHOOK_TOPICS), "description": f"chaos {args.seed}"},
+        )
+        receiver.secret = subscription["secret"]
         leads = plan_leads(args.leads, args.seed, args.won_share)
         load = Load(client, leads, args.rate, args.clients, truth, console)
         schedule = plan(
@@ -138,11 +180,21 @@ async def drive(
             broker=args.broker_kill,
             zombie=args.zombie_seconds > 0,
             rolling=args.rolling,
+            receiver=args.receiver_outage > 0,
         )
         load_running = threading.Event()
-        probe = Probe(urls, topic_partitions(), args.seed, auth=issuer.auth(subject="chaos-probe"))
+        # Every service with a keyed read; webhooks has none (its state is per subscription).
+        probed = {s: u for s, u in urls.items() if s in PATHS}
+        probe = Probe(probed, topic_partitions(), args.seed, auth=issuer.auth(subject="chaos-probe"))
         injector = Injector(
-            supervisor, broker, schedule, random.Random(args.seed + 1), args.zombie_seconds, load_running
+            supervisor,
+            broker,
+            schedule,
+            random.Random(args.seed + 1),
+            args.zombie_seconds,
+            load_running,
+            receiver=receiver,
+            receiver_outage=args.receiver_outage,
         )
         planned = ", ".join(f"{p.kind} {p.service or ''} at {p.at:.0f}s" for p in schedule)
         console.log(f"load: {args.leads} leads at {args.rate}/s; faults: {planned}")
@@ -165,6 +217,11 @@ async def drive(
             await asyncio.to_thread(probe.stop)
         records: Records = await asyncio.to_thread(read_records, broker.bootstrap)
         verdict = check(truth, await observe(client, truth, records))
+    expected = {e.event_id for e in records.events if e.topic in WEBHOOK_TOPICS and e.event_id is not None}
+    console.log(f"waiting for the receiver to hold the {len(expected)} events subscribed to")
+    accepted = await asyncio.to_thread(wait_delivered, receiver, expected, args.drain_timeout)
+    unverified = sum(1 for r in receiver.received if r.verified is False)
+    webhooks = check_webhooks(records.events, accepted, unverified, WEBHOOK_TOPICS)
 
     crashes = [
         crash(name, restart, under_load=(restart.exited_at or 0) <= load_ended)
@@ -185,8 +242,14 @@ async def drive(
         problems=load.problems,
         probe=probe_summary,
     )
+    console.print(
+        f"webhooks: {webhooks.delivered} of {webhooks.expected} events delivered; {webhooks.line()}"
+    )
     missed = [f for f in injected if f.missed_target]
     failures = list(verdict.failures)
+    failures += [f"webhooks: {what}: {len(ids)}, e.g. {ids[:3]}" for what, ids in webhooks.findings.items()]
+    if webhooks.unverified:
+        failures.append(f"webhooks: {webhooks.unverified} deliveries did not verify")
     if load.problems:
         failures.append(f"{len(load.problems)} writes not acknowledged")
     if injector.error is not None:
@@ -195,12 +258,13 @@ async def drive(
         failures.append(f"partition probe failed: {probe.error!r}")
     if args.check_targets and missed:
         failures.append(f"{len(missed)} faults missed their target")
-    passed = verdict.ok and not failures
+    passed = verdict.ok and webhooks.ok and not failures
     result = {
         "passed": passed,
-        "line": verdict.line(len(injected)),
+        "line": f"{verdict.line(len(injected))} {webhooks.line()}",
         "arguments": vars(args),
         "verdict": verdict.__dict__,
+        "webhooks": webhooks.__dict__,
         "failures": failures,
         "faults": report.fault_rows(injected, origin),
         "crashes": report.fault_rows(crashes, origin),
@@ -231,22 +295,24 @@ def main(argv: list[str] | None = None) -> int:
             name, port = f"{service}-{index}", web_port(args.port_base, service, index)
             env = worker_env(args, broker, name, port, issuer)
             workers.append(SupervisedWorker(service, port, env, index=index, run_dir=run_dir))
-    if busy := busy_ports([w.port for w in workers]):
+    if busy := busy_ports([*(w.port for w in workers), args.port_base + RECEIVER_PORT_OFFSET]):
         console.print(f"[red]ports in use: {busy}; choose another --port-base[/red]")
         return 2
     console.log(f"chaos run, seed {args.seed}: broker on {broker.bootstrap}, logs in {run_dir}")
     broker.fresh()
     supervisor = Supervisor(workers, args.seed)
+    receiver = Receiver(args.port_base + RECEIVER_PORT_OFFSET).start()
     try:
         supervisor.start()
         if supervisor.wait_all_ready() is None:
             console.print(f"[red]the workers did not all get ready; see {run_dir}[/red]")
             return 1
-        result, passed = asyncio.run(drive(args, supervisor, broker, issuer))
+        result, passed = asyncio.run(drive(args, supervisor, broker, issuer, receiver))
     except NotAcknowledged as unanswered:  # the check's own reads, after the load
         console.print(f"[red]could not read what the system shows: {unanswered}[/red]")
         return 1
     finally:
+        receiver.stop()
         supervisor.shutdown()
         broker.run("stop")
     out = ROOT / ".cache" / "chaos" / f"{args.seed}.json"

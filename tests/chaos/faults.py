@@ -17,8 +17,9 @@ from tests.chaos.supervisor import (
     SupervisedWorker,
     Supervisor,
 )
+from tests.integration.webhooks.receiver import Receiver
 
-KILL, TERM, BROKER, ZOMBIE, CRASH = "kill", "term", "broker", "zombie", "crash"
+KILL, TERM, BROKER, ZOMBIE, CRASH, RECEIVER = "kill", "term", "broker", "zombie", "crash", "receiver"
 # Issue #17's targets, in seconds, and the figure each one bounds. A kill and the
 # broker: from the (re)start until ready again. A SIGTERM (a rolling update): "no
 # partition goes unserved for more than 5 s", as the partition probe sees it from
@@ -48,12 +49,14 @@ def plan(
     broker: bool,
     zombie: bool,
     rolling: bool,
+    receiver: bool = False,
 ) -> list[Planned]:
     """Which faults, in which order, and at which moments of a load lasting `duration` s."""
     kinds: list[tuple[str, str | None]] = [(KILL, s) for s in SERVICES for _ in range(kills)]
     kinds += [(BROKER, None)] if broker else []
     kinds += [(ZOMBIE, None)] if zombie else []
     kinds += [(TERM, s) for s in SERVICES] if rolling else []
+    kinds += [(RECEIVER, None)] if receiver else []
     rng.shuffle(kinds)
     moments = sorted(rng.uniform(*WINDOW) * duration for _ in kinds)
     return [Planned(at, kind, service) for at, (kind, service) in zip(moments, kinds, strict=True)]
@@ -76,6 +79,9 @@ class Fault:
     # faulted service (of every service for the broker); and which partition.
     unserved_s: float | None = None
     unserved_partition: str | None = None
+    # Whether the partition probe reads any service the fault hit (it has no
+    # keyed read of webhooks): if not, there is no unserved_s to judge.
+    probed: bool = True
     note: str = ""
 
     @property
@@ -102,7 +108,7 @@ class Fault:
     @property
     def missed_target(self) -> bool:
         target, judged = self.target_s, self.judged
-        if target is None or judged is None:
+        if target is None or judged is None or (judged == "unserved_s" and not self.probed):
             return False
         value: float | None = getattr(self, judged)
         return value is None or value > target
@@ -134,6 +140,9 @@ class Injector:
     rng: random.Random
     zombie_seconds: float
     load_running: threading.Event
+    # The subscriber's webhook receiver, taken down this long by a RECEIVER fault.
+    receiver: Receiver | None = None
+    receiver_outage: float = 20.0
     faults: list[Fault] = field(default_factory=list)
     error: BaseException | None = None
     _thread: threading.Thread | None = None
@@ -171,6 +180,8 @@ class Injector:
             self._freeze(self.rng.choice(self.supervisor.workers))
         elif planned.kind == BROKER:
             self._crash_broker()
+        elif planned.kind == RECEIVER:
+            self._receiver_outage()
 
     def _record(self, kind: str, target: str) -> Fault:
         fault = Fault(kind, target, time.monotonic(), self.load_running.is_set())
@@ -203,6 +214,17 @@ class Injector:
         fault.back_s = woke - fault.at
         fault.ready_s = since(woke, self.supervisor.wait_settled(self.supervisor.of(worker.service)))
         fault.note = f"frozen {self.zombie_seconds:.0f}s"
+
+    def _receiver_outage(self) -> None:
+        """The subscriber's system down (connections refused), then back: what
+        was due meanwhile must arrive by retries."""
+        assert self.receiver is not None
+        fault = self._record(RECEIVER, "receiver")
+        self.receiver.stop()
+        time.sleep(self.receiver_outage)
+        self.receiver.start()
+        fault.back_s = time.monotonic() - fault.at
+        fault.note = f"down {self.receiver_outage:.0f}s"
 
     def _crash_broker(self) -> None:
         fault = self._record(BROKER, "broker")

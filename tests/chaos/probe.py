@@ -116,6 +116,7 @@ def window_end(fault: Fault, faults: Sequence[Fault]) -> float:
 def assess(faults: Sequence[Fault], samples: Mapping[str, Sequence[Sequence[Sample]]]) -> None:
     """Set each fault's unserved_s and unserved_partition from the probe's reads."""
     for fault in faults:
+        fault.probed = any(service in samples for service in fault.services)
         worst = longest_unserved(samples, fault.services, fault.at, window_end(fault, faults))
         if worst is not None:
             fault.unserved_s, fault.unserved_partition = worst

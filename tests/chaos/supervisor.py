@@ -17,7 +17,7 @@ import httpx
 
 from tests.system import Broker, Worker
 
-SERVICES = ("marketing", "sales", "orders")
+SERVICES = ("marketing", "sales", "orders", "webhooks")
 RESTART_DELAY = (1.0, 3.0)
 # Longest a (re)started worker may take to answer /readyz before the run says so.
 READY_TIMEOUT = 180.0

@@ -3,7 +3,7 @@
 import random
 from collections import Counter
 
-from tests.chaos.faults import BROKER, KILL, TERM, WINDOW, ZOMBIE, plan
+from tests.chaos.faults import BROKER, KILL, RECEIVER, TERM, WINDOW, ZOMBIE, plan
 
 
 def test_a_seed_gives_the_same_faults_at_the_same_moments() -> None:
@@ -23,3 +23,20 @@ def test_every_fault_asked_for_falls_inside_the_load() -> None:
     assert (ZOMBIE, None) not in kinds
     assert all(WINDOW[0] * 200 <= p.at <= WINDOW[1] * 200 for p in schedule)
     assert [p.at for p in schedule] == sorted(p.at for p in schedule)
+
+
+def test_a_receiver_outage_is_planned_once_when_asked_for() -> None:
+    def outages(receiver: bool) -> int:
+        schedule = plan(
+            random.Random(3),
+            duration=100,
+            kills=1,
+            broker=False,
+            zombie=False,
+            rolling=False,
+            receiver=receiver,
+        )
+        return sum(1 for p in schedule if p.kind == RECEIVER)
+
+    assert outages(True) == 1
+    assert outages(False) == 0

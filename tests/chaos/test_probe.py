@@ -167,3 +167,15 @@ def test_a_term_is_judged_on_unserved_a_kill_on_ready() -> None:
 def test_stretches_run_from_the_first_unserved_read_to_the_next_served_or_the_last_read() -> None:
     assert unserved_stretches(timeline("suusssuu")) == [(0.25, 0.75), (1.5, 1.75)]
     assert unserved_stretches(timeline("ssss")) == []
+
+
+def test_a_term_of_a_service_the_probe_cannot_read_is_judged_on_nothing_it_did_not_see() -> None:
+    samples = {"sales": [timeline("s" * 40)]}
+    webhooks, sales = fault(TERM, "webhooks-0", 1.0, ready_s=1.0), fault(TERM, "sales-0", 1.0, ready_s=1.0)
+    assess([webhooks, sales], samples)
+    # No keyed read of webhooks: no unserved figure, and no target missed for the want of one.
+    assert webhooks.unserved_s is None
+    assert not webhooks.missed_target
+    # A probed service is judged as before.
+    assert sales.unserved_s == 0.0
+    assert not sales.missed_target
