@@ -13,10 +13,27 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from schemas.topics import (
+    DEAL_CLOSED,
+    DEAL_UPDATED,
+    LEAD_CREATED,
+    LEAD_QUALIFIED,
+    ORDER_CREATED,
+    ORDER_UPDATED,
+)
 from services.webhooks.domain.retries import RetryPolicy
 
 # Settled deliveries kept per lead and subscription (a lead has a handful of events).
 LOG_LIMIT = 20
+# A lead's events in the order they happen, for events of one instant: an
+# order.created carries its deal's close time, the time of the deal.closed before it.
+LIFECYCLE = (LEAD_CREATED, LEAD_QUALIFIED, DEAL_UPDATED, DEAL_CLOSED, ORDER_CREATED, ORDER_UPDATED)
+
+
+def happened(event_type: str, event_time: datetime) -> tuple[datetime, int]:
+    """Sort key of a lead's events: their time, then their place in the lifecycle."""
+    rank = LIFECYCLE.index(event_type) if event_type in LIFECYCLE else len(LIFECYCLE)
+    return event_time, rank
 
 
 class DeliveryStatus(StrEnum):
@@ -117,11 +134,15 @@ def enqueue(
         replay=replay,
         body=body,
     )
-    # In event time among the pending ones not tried yet: topics are read side by
-    # side, so a lead's events may be recorded out of the order they happened.
+    # Before every pending delivery of a later event: topics are read side by side,
+    # so a lead's events may be recorded out of the order they happened (an
+    # order.created before its deal.closed), and one not delivered yet, tried or
+    # not, must not reach the receiver first. Only an attempt already in flight
+    # can still overtake it.
+    key = happened(event_type, event_time)
     position = len(queue)
     for index, queued in enumerate(queue):
-        if queued.pending and queued.attempts == 0 and queued.event_time > event_time:
+        if queued.pending and happened(queued.event_type, queued.event_time) > key:
             position = index
             break
     queue = [*queue[:position], delivery, *queue[position:]]

@@ -9,13 +9,19 @@ POLICY = RetryPolicy(attempts=3, first_delay_seconds=10, factor=2, jitter=0)
 
 
 def queued(
-    entry: LeadDeliveries, event_id: str, *, sub: str = "s1", at: datetime = T0, **kw: object
+    entry: LeadDeliveries,
+    event_id: str,
+    *,
+    sub: str = "s1",
+    at: datetime = T0,
+    event_type: str = "deal.closed",
+    **kw: object,
 ) -> LeadDeliveries:
     changed = queues.enqueue(
         entry,
         sub,
         event_id=event_id,
-        event_type="deal.closed",
+        event_type=event_type,
         event_time=at,
         body="{}",
         now=T0,
@@ -67,6 +73,29 @@ def test_events_recorded_out_of_order_are_sent_in_event_time() -> None:
     entry = queued(LeadDeliveries(lead_id="l1"), "order", at=T0 + timedelta(seconds=5))
     entry = queued(entry, "deal", at=T0)
     assert [d.event_id for d in entry.queues["s1"]] == ["deal", "order"]
+
+
+def test_an_order_recorded_before_its_deal_of_the_same_instant_is_sent_after_it() -> None:
+    # order.created carries its deal's close time: the lifecycle breaks the tie.
+    entry = queued(LeadDeliveries(lead_id="l1"), "order", event_type="order.created")
+    entry = queued(entry, "deal", event_type="deal.closed")
+    assert [d.event_id for d in entry.queues["s1"]] == ["deal", "order"]
+
+
+def test_an_earlier_event_goes_before_a_later_one_already_tried_while_the_receiver_was_down() -> None:
+    entry = queued(LeadDeliveries(lead_id="l1"), "order", event_type="order.created")
+    entry, verdict = queues.record_attempt(entry, "s1", "order", attempt(1, None), POLICY, 0)
+    assert verdict is Verdict.RETRY
+    entry = queued(entry, "deal", event_type="deal.closed")
+    assert entry.head("s1").event_id == "deal"  # type: ignore[union-attr]
+    assert [d.event_id for d in entry.queues["s1"]] == ["deal", "order"]
+
+
+def test_an_event_recorded_after_a_later_one_was_delivered_still_goes_out() -> None:
+    entry = queued(LeadDeliveries(lead_id="l1"), "order", event_type="order.created")
+    entry, _ = queues.record_attempt(entry, "s1", "order", attempt(1, 200), POLICY, 0)
+    entry = queued(entry, "deal", event_type="deal.closed")
+    assert entry.head("s1").event_id == "deal"  # type: ignore[union-attr]
 
 
 def test_retries_follow_the_schedule_then_the_delivery_is_dead() -> None:
