@@ -18,6 +18,11 @@ def consumer(settings: ServiceSettings, **options: Any) -> AIOKafkaConsumer:
         "client_id": f"{settings.app_id}-reader",
         "group_id": None,
         "enable_auto_commit": False,
+        # Both readers start from the beginning. Assigning partitions starts a reset
+        # to this policy, and it can finish after a `seek_to_beginning` asked for
+        # right after: with "latest" a reader then started at the end and found
+        # nothing (no subscriptions after a restart, an empty replay).
+        "auto_offset_reset": "earliest",
     }
     if protocol in ("SSL", "SASL_SSL"):
         connection["ssl_context"] = create_ssl_context(

@@ -38,6 +38,10 @@ async def find(
             for partition in range(settings.topic_partitions)
         ]
         reader.assign(assigned)
+        # Let the reset that assigning starts finish before seeking to a time: one
+        # still under way can land after the seek and win.
+        for tp in assigned:
+            await reader.position(tp)
         end = await reader.end_offsets(assigned)
         if since is None:
             await reader.seek_to_beginning(*assigned)
