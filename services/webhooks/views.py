@@ -58,7 +58,7 @@ async def _owned(subscription_id: str, request: Request) -> Subscription:
 @router.post(
     "/subscriptions",
     status_code=201,
-    responses=refusals(422),
+    responses=refusals(400, 422),
     dependencies=runtime.requires("webhooks:write"),
 )
 async def subscribe(body: SubscribeRequest, request: Request) -> dict[str, Any]:
@@ -118,7 +118,7 @@ async def get_subscription(subscription_id: str, request: Request) -> dict[str, 
 
 @router.patch(
     "/subscriptions/{subscription_id}",
-    responses=refusals(404, 409, 422),
+    responses=refusals(400, 404, 409, 422),
     dependencies=runtime.requires("webhooks:write"),
 )
 async def change_subscription(subscription_id: str, body: ChangeRequest, request: Request) -> dict[str, Any]:
@@ -152,7 +152,7 @@ async def delete_subscription(subscription_id: str, request: Request) -> Respons
 
 @router.post(
     "/subscriptions/{subscription_id}/rotate-secret",
-    responses=refusals(404, 409),
+    responses=refusals(400, 404, 409),
     dependencies=runtime.requires("webhooks:write"),
 )
 async def rotate_secret(
@@ -205,7 +205,7 @@ async def list_deliveries(
 @router.post(
     "/subscriptions/{subscription_id}/replay",
     status_code=202,
-    responses=refusals(404, 422),
+    responses=refusals(400, 404, 422),
     dependencies=runtime.requires("webhooks:write"),
 )
 async def replay_events(subscription_id: str, body: ReplayRequest, request: Request) -> dict[str, Any]:
