@@ -41,9 +41,9 @@ CONSUMED_BY = {
     topics.LEAD_CREATED: ("webhooks",),
     topics.LEAD_QUALIFIED: ("sales", "webhooks"),
     topics.DEAL_CLOSED: ("marketing", "orders", "webhooks"),
-    topics.DEAL_UPDATED: ("marketing",),
+    topics.DEAL_UPDATED: ("marketing", "webhooks"),
     topics.ORDER_CREATED: ("marketing", "webhooks"),
-    topics.ORDER_UPDATED: ("marketing",),
+    topics.ORDER_UPDATED: ("marketing", "webhooks"),
 }
 # The events the webhooks service delivers to subscribers' URLs (its channel `webhook`).
 WEBHOOK_TOPICS = tuple(topic for topic, consumers in CONSUMED_BY.items() if "webhooks" in consumers)

@@ -4,7 +4,7 @@ a task following the subscriptions, a timer sending what is due."""
 from typing import Any
 
 from schemas import topics
-from schemas.events import DealClosed, LeadCreated, LeadQualified, OrderCreated
+from schemas.events import DealClosed, DealUpdated, LeadCreated, LeadQualified, OrderCreated, OrderUpdated
 from services.runtime.events import consume
 from services.webhooks import handlers
 from services.webhooks.app import app, deliveries, replica, runtime, settings, subscriptions
@@ -24,6 +24,11 @@ async def deliver_lead_qualified(stream: Any) -> None:
     await consume(stream, LeadQualified, handlers.on_event, runtime.dead_letters)
 
 
+@app.agent(events[topics.DEAL_UPDATED])
+async def deliver_deal_updated(stream: Any) -> None:
+    await consume(stream, DealUpdated, handlers.on_event, runtime.dead_letters)
+
+
 @app.agent(events[topics.DEAL_CLOSED])
 async def deliver_deal_closed(stream: Any) -> None:
     await consume(stream, DealClosed, handlers.on_event, runtime.dead_letters)
@@ -32,6 +37,11 @@ async def deliver_deal_closed(stream: Any) -> None:
 @app.agent(events[topics.ORDER_CREATED])
 async def deliver_order_created(stream: Any) -> None:
     await consume(stream, OrderCreated, handlers.on_event, runtime.dead_letters)
+
+
+@app.agent(events[topics.ORDER_UPDATED])
+async def deliver_order_updated(stream: Any) -> None:
+    await consume(stream, OrderUpdated, handlers.on_event, runtime.dead_letters)
 
 
 @app.agent(commands.topic)

@@ -5,14 +5,14 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from services.webhooks.domain.subscriptions import EventType, Filter
+from services.webhooks.domain.subscriptions import EVENT_TYPES, EventType, Filter
 
 
 class SubscribeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=1, max_length=2000, description="Where deliveries are POSTed")
-    event_types: list[EventType] = Field(min_length=1, max_length=4)
+    event_types: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
     filter: Filter = Filter()
     description: str = Field(default="", max_length=500)
     secret: str | None = Field(
@@ -27,7 +27,7 @@ class ChangeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     paused: bool | None = Field(default=None, description="true pauses, false resumes")
-    event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=4)
+    event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=len(EVENT_TYPES))
     filter: Filter | None = None
     description: str | None = Field(default=None, max_length=500)
 

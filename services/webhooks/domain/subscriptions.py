@@ -22,19 +22,25 @@ from schemas import topics
 from schemas.events import Outcome
 from services.runtime.errors import Conflict, Unprocessable
 
-EventType = Literal["lead.created", "lead.qualified", "deal.closed", "order.created"]
-# The events a subscription may ask for (deal.updated, newer, is not offered yet).
+EventType = Literal[
+    "lead.created", "lead.qualified", "deal.updated", "deal.closed", "order.created", "order.updated"
+]
+# The events a subscription may ask for: every public event.
 EVENT_TYPES: tuple[str, ...] = (
     topics.LEAD_CREATED,
     topics.LEAD_QUALIFIED,
+    topics.DEAL_UPDATED,
     topics.DEAL_CLOSED,
     topics.ORDER_CREATED,
+    topics.ORDER_UPDATED,
 )
 
 # Which event types carry each filterable field in their data: a filter on a field
 # that a subscribed type does not carry could never match it, so it is refused.
 FILTER_FIELDS: dict[str, frozenset[str]] = {
-    "campaign_id": frozenset({topics.LEAD_CREATED, topics.LEAD_QUALIFIED, topics.DEAL_CLOSED}),
+    "campaign_id": frozenset(
+        {topics.LEAD_CREATED, topics.LEAD_QUALIFIED, topics.DEAL_UPDATED, topics.DEAL_CLOSED}
+    ),
     "outcome": frozenset({topics.DEAL_CLOSED}),
 }
 

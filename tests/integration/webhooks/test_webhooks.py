@@ -193,6 +193,32 @@ def test_a_slow_receiver_does_not_delay_another_subscription(webhooks: Worker, u
             api.delete(f"{webhooks.url}/subscriptions/{subscription['subscription_id']}", timeout=10)
 
 
+def test_stage_moves_and_order_updates_are_delivered_in_the_order_they_happened(
+    webhooks: Worker, urls: Urls
+) -> None:
+    receiver = Receiver(PORT_BASE + 107).start()
+    subscription = subscribe(webhooks, receiver, ["deal.updated", "order.updated"])
+    try:
+        lead_id = lead_to_order(urls)
+        order_id = f"order-{lead_id}"
+        confirmed = api.post(
+            f"{urls.orders}/orders/{order_id}/status", json={"status": "confirmed"}, timeout=20
+        )
+        assert confirmed.status_code == 200, confirmed.text
+        expected = events_of({lead_id}, "deal.updated", "order.updated")
+        # Opened, assigned, ... and the order confirmed.
+        assert {e["type"] for e in expected.values()} == {"deal.updated", "order.updated"}
+        eventually(lambda: receiver.accepted_ids() == set(expected), timeout=30)
+        delivered = [json.loads(r.body) for r in receiver.accepted()]
+        assert [e["id"] for e in delivered] == [
+            e["id"]
+            for e in sorted(expected.values(), key=lambda e: (e["time"], e["type"] == "order.updated"))
+        ]
+    finally:
+        receiver.stop()
+        api.delete(f"{webhooks.url}/subscriptions/{subscription['subscription_id']}", timeout=10)
+
+
 def test_subscribing_refuses_a_url_that_does_not_accept_the_test_event(webhooks: Worker) -> None:
     refusing = Receiver(PORT_BASE + 103, answer=403).start()
     try:

@@ -49,11 +49,22 @@ def test_matching_by_type_and_filter() -> None:
         (["deal.closed", "order.created"], Filter(outcome="won"), "order.created"),
         (["order.created"], Filter(campaign_id="c-1"), "order.created"),
         (["lead.created"], Filter(outcome="lost"), "lead.created"),
+        (["order.updated"], Filter(campaign_id="c-1"), "order.updated"),
+        (["deal.updated"], Filter(outcome="won"), "deal.updated"),
     ],
 )
 def test_types_and_filters_that_cannot_work_are_refused(types: list[str], flt: Filter, problem: str) -> None:
     with pytest.raises(Unprocessable, match=problem):
         subscription(event_types=types, flt=flt)
+
+
+def test_stage_moves_and_order_updates_can_be_subscribed_to_by_campaign() -> None:
+    moves = subscription(event_types=["deal.updated", "order.updated"])
+    assert moves.matches("deal.updated", {"campaign_id": "c-1"})
+    assert moves.matches("order.updated", {})
+    by_campaign = subscription(event_types=["deal.updated"], flt=Filter(campaign_id="c-1"))
+    assert by_campaign.matches("deal.updated", {"campaign_id": "c-1"})
+    assert not by_campaign.matches("deal.updated", {"campaign_id": "c-2"})
 
 
 def test_pause_and_resume() -> None:
