@@ -35,7 +35,7 @@ start_timeout="${KAFKA_START_TIMEOUT:-90}"
 secured="${KAFKA_SECURED:-0}"
 secrets="$home/secured"
 python="${LEADFLOW_PYTHON:-$root/.venv/bin/python}"
-users=(admin leadflow-marketing leadflow-sales leadflow-orders)
+users=(admin leadflow-marketing leadflow-sales leadflow-orders leadflow-webhooks)
 
 say() { printf 'kafka: %s\n' "$*" >&2; }
 

@@ -37,13 +37,16 @@ from schemas import topics
 from tests.chaos.supervisor import RunBroker
 from tests.deploy.chart import SERVICES as DEPLOYED
 from tests.integration.bad_input.journey import SERVICES, lead_to_order, urls_of
-from tests.system import PORT_BASE, ROOT, TEST_KAFKA_PORT, Worker
+from tests.integration.webhooks.receiver import Receiver
+from tests.system import PORT_BASE, ROOT, TEST_KAFKA_PORT, Worker, api, eventually
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 KAFKA_PORT = TEST_KAFKA_PORT + 500
 FIRST_WEB_PORT = PORT_BASE + 91
 ACLS_PY = ROOT / "deploy" / "local" / "acls.py"
+WEBHOOKS_PORT, RECEIVER_PORT = PORT_BASE + 94, PORT_BASE + 95
+RECEIVER_ON_LOOPBACK = {"LEADFLOW_ALLOW_PRIVATE_TARGETS": "true", "LEADFLOW_ALLOW_HTTP_TARGETS": "true"}
 
 
 class SecuredBroker(RunBroker):
@@ -110,6 +113,11 @@ def secured() -> Iterator[System]:
                 # anyone else is in it (membership.py's admin client), over SASL_SSL.
                 env["LEADFLOW_STANDBY_REPLICAS"] = "1"
             workers[service] = Worker(service, FIRST_WEB_PORT + i, env=env)
+        # Webhooks too: besides its Faust app, it reads the subscriptions' changelog
+        # with a plain consumer of its own (ready only once that has read it all).
+        workers["webhooks"] = Worker(
+            "webhooks", WEBHOOKS_PORT, env=broker.service_env("webhooks") | RECEIVER_ON_LOOPBACK
+        )
         log_offsets = {s: w.log_path.stat().st_size if w.log_path.exists() else 0 for s, w in workers.items()}
         for worker in workers.values():
             worker.start()
@@ -145,6 +153,29 @@ def test_a_lead_becomes_an_order_with_each_service_logged_in_as_itself(secured: 
         # An ACL the services lack shows as a retried or logged authorization error.
         for refusal in ("AuthorizationFailed", "AuthenticationFailed", "Authorization failed"):
             assert refusal not in log, f"{service}: {refusal} in {secured.workers[service].log_path}"
+
+
+def test_webhooks_delivers_signed_events_logged_in_as_itself(secured: System) -> None:
+    webhooks = secured.workers["webhooks"]
+    receiver = Receiver(RECEIVER_PORT).start()
+    try:
+        answer = api.post(
+            f"{webhooks.url}/subscriptions",
+            json={"url": receiver.url, "event_types": ["deal.closed", "order.created"]},
+            timeout=30,
+        )
+        assert answer.status_code == 201, answer.text
+        receiver.secret = answer.json()["secret"]
+        lead_to_order(urls_of(secured.workers))
+        # The subscription just made and this lead's two events, every one verified.
+        eventually(lambda: len(receiver.accepted_ids()) == 2, timeout=60)
+        assert all(r.verified is not False for r in receiver.received)
+    finally:
+        receiver.stop()
+    log = secured.log_of("webhooks")
+    assert "Authenticated as leadflow-webhooks via SASL / SCRAM-SHA-512" in log
+    for refusal in ("AuthorizationFailed", "AuthenticationFailed", "Authorization failed"):
+        assert refusal not in log, f"webhooks: {refusal} in {webhooks.log_path}"
 
 
 def test_the_broker_holds_exactly_the_acls_of_the_table(secured: System) -> None:
