@@ -59,6 +59,8 @@ NOTES = (RejectedPositiveData, AcceptedNegativeData)
 KNOWN: dict[tuple[str, str], str] = {}
 
 REQUEST_TIMEOUT = 30.0
+# The body of uvicorn's own 400 for a request its HTTP parser cannot read.
+MALFORMED_HTTP = b"Invalid HTTP request received."
 
 AnyCase = Case[Any]
 Operation = APIOperation[Any, Any, Any, Any]
@@ -122,6 +124,12 @@ class FuzzResult:
         if response.status_code >= 500:
             # A server error is the finding, whatever else its body breaks.
             self._keep(case, response, base_url, "5xx", "Server error", "")
+            return
+        if response.status_code == 400 and response.content == MALFORMED_HTTP:
+            # uvicorn's HTTP parser refused a request it could not parse (a header
+            # name like `transfer-encoding;`): the application never saw it, and no
+            # route's document can describe it. A clear 4xx is the right answer.
+            self._keep(case, response, base_url, "note", "Malformed HTTP request refused by the server", "")
             return
         try:
             case.validate_response(response, checks=CHECKS)

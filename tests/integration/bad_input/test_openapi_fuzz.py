@@ -7,12 +7,13 @@ hold as floats, bodies near Kafka's record limit) are sent by hand below.
 """
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.bad_input.fuzz import KNOWN, fuzz_service
+from tests.integration.bad_input.fuzz import KNOWN, MALFORMED_HTTP, fuzz_service
 from tests.integration.bad_input.journey import seed, urls_of
 from tests.integration.webhooks.receiver import Receiver
 from tests.system import PORT_BASE, Worker, api
@@ -179,3 +180,21 @@ def test_a_hostile_body_is_refused_with_a_4xx_and_the_worker_stays_ready(
     )
     assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:500])
     assert api.get(f"{worker.url}/readyz", timeout=10).status_code == 200
+
+
+def test_a_request_the_http_server_cannot_parse_gets_its_400_and_the_worker_stays_ready(
+    system: dict[str, Worker],
+) -> None:
+    """What the fuzzer counts as the server's own refusal: a header name HTTP does not
+    allow (schemathesis wrote `transfer-encoding;`) gets uvicorn's plain 400."""
+    marketing = system["marketing"]
+    host, port = marketing.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(b"GET /attribution HTTP/1.1\r\nHost: x\r\ntransfer-encoding;: x\r\n\r\n")
+        answer = b""
+        while chunk := connection.recv(4096):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer
+    assert body == MALFORMED_HTTP
+    assert api.get(f"{marketing.url}/readyz", timeout=10).status_code == 200
