@@ -15,11 +15,12 @@ from functools import partial
 from typing import Any
 
 import faust
+import mode.loop
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from faust.contrib.asgi import serve_asgi
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.sensors.prometheus import FaustMetrics
 from faust.types import TopicT
 from faust.types.auth import CredentialsT
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -36,6 +37,7 @@ from services.runtime.events import EventPublisher, event_topic
 from services.runtime.http_metrics import instrument_http
 from services.runtime.logs import logging_config
 from services.runtime.membership import hand_over
+from services.runtime.sensor import LeadflowMonitor
 from services.runtime.settings import ServiceSettings
 from services.runtime.topics import TopicSpec, ensure_topics
 
@@ -44,12 +46,12 @@ log = logging.getLogger(__name__)
 _faust_metrics: FaustMetrics | None = None
 
 
-def _monitor() -> PrometheusMonitor:
+def _monitor() -> LeadflowMonitor:
     # Faust's collectors register once per process in the default registry.
     global _faust_metrics
     if _faust_metrics is None:
         _faust_metrics = FaustMetrics.create(REGISTRY, "leadflow_faust")
-    return PrometheusMonitor(metrics=_faust_metrics)
+    return LeadflowMonitor(metrics=_faust_metrics)
 
 
 class ServiceRuntime:
@@ -244,6 +246,11 @@ class ServiceRuntime:
         except NotConfigured as open_api:
             sys.exit(f"{self.settings.service}: {open_api}")
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.event_loop == "uvloop":
+            # Before the worker makes its loop; the consumer's thread makes its own from the same policy.
+            mode.loop.use("uvloop")
+        loop = type(asyncio.get_event_loop_policy()).__module__
+        log.info("worker starting", extra={"service": self.settings.service, "event_loop": loop})
         worker = faust.Worker(self.app, loglevel=self.settings.log_level.lower())
         worker.execute_from_commandline()
 

@@ -85,6 +85,10 @@ class ServiceSettings(BaseSettings):
     # Largest request body accepted; a bigger one is refused with 413.
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
 
+    # uvloop runs the worker's event loop (Faust's stream machinery, aiokafka, the
+    # HTTP server) in C; "asyncio" is the standard library's, to compare or debug.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 

@@ -49,6 +49,8 @@ def test_a_restarted_worker_serves_again_within_seconds(broker: Broker, service:
         service, PORTS[service], env={"LEADFLOW_APP_ID": app_id, "LEADFLOW_DATA_DIR": str(tmp_path)}
     )
     worker.start().wait_ready(timeout=120)
+    # Every worker runs on uvloop unless told otherwise (LEADFLOW_EVENT_LOOP).
+    assert '"event_loop": "uvloop"' in worker.log_path.read_text(), worker.tail()
     try:
         # SIGKILL: a crash. Static membership hands the partitions straight back.
         _, code = restart(worker, signal.SIGKILL)
