@@ -104,8 +104,12 @@ class EventValidator:
         if problem is not None:
             where = ".".join(map(str, problem.absolute_path)) or "(event)"
             raise Invalid(f"{where}: {problem.message}")
-        if key is None or key.decode(errors="replace") != event["subject"]:
-            raise Invalid(f"the record key {key!r} is not the event subject {event['subject']!r}")
+        subject = event["subject"]
+        # Exact bytes: the record is on the partition its key chose, the lead's own.
+        if key is None or key != subject.encode(errors="surrogatepass"):
+            raise Invalid(f"the record key {key!r} is not the event subject {subject!r}")
+        if event["data"].get("lead_id") != subject:
+            raise Invalid(f"the event subject {subject!r} is not its data's lead_id")
         return event
 
     def _validator(self, dataschema: object) -> jsonschema.protocols.Validator:

@@ -67,6 +67,26 @@ class EventPublisher:
             await delivery
 
 
+def event_adapter(model: type[D]) -> TypeAdapter[CloudEvent[D]]:
+    return TypeAdapter(CloudEvent[model])  # type: ignore[valid-type]
+
+
+def accepted_event(
+    adapter: TypeAdapter[CloudEvent[D]], key: bytes | None, value: bytes | None
+) -> CloudEvent[D]:
+    """The event a record holds, or ValueError (pydantic's ValidationError included) if
+    its consumers must refuse it: not a valid event of the topic's type, or not keyed
+    by its lead. The key must be the subject's exact bytes and the subject the data's
+    lead_id: a handler stores the data under data.lead_id, on the partition the key
+    chose, so a mismatch would put a lead's state where no one looks for it."""
+    cloud_event = adapter.validate_json(value or b"")
+    if key != cloud_event.subject.encode():
+        raise ValueError("record key is not the event subject (lead_id)")
+    if getattr(cloud_event.data, "lead_id", cloud_event.subject) != cloud_event.subject:
+        raise ValueError("event subject is not its data's lead_id")
+    return cloud_event
+
+
 async def consume(
     stream: StreamT[bytes],
     model: type[D],
@@ -78,14 +98,11 @@ async def consume(
     A record that does not validate, or that `handle` refuses or fails on, goes to
     the DLQ with the reason; the stream goes on with the next record.
     """
-    adapter: TypeAdapter[CloudEvent[D]] = TypeAdapter(CloudEvent[model])  # type: ignore[valid-type]
+    adapter = event_adapter(model)
     async for event in stream.events():
         message = event.message
         try:
-            cloud_event = adapter.validate_json(message.value or b"")
-            if cloud_event.subject != (message.key or b"").decode(errors="replace"):
-                raise ValueError("record key is not the event subject (lead_id)")
-            await handle(cloud_event)
+            await handle(accepted_event(adapter, message.key, message.value))
         except (ValidationError, ValueError, DomainError) as refused:
             await dead_letters.send(message, refused)
         except Exception as failed:

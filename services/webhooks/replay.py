@@ -2,14 +2,13 @@
 queue what matches the subscription once more. It re-sends what is still on the
 topics (their retention decides how far back that goes)."""
 
-import json
 from datetime import datetime
-from typing import Any
 
 from aiokafka.structs import TopicPartition
-from pydantic import ValidationError
 
+from schemas.events import EVENT_DATA
 from services.runtime.errors import Unprocessable
+from services.runtime.events import accepted_event, event_adapter
 from services.webhooks.commands import Requeue
 from services.webhooks.domain.subscriptions import Subscription
 from services.webhooks.kafka import consumer
@@ -56,7 +55,7 @@ async def find(
                 break
             for records in (await reader.getmany(timeout_ms=500)).values():
                 for record in records:
-                    requeue = _matching(record.value, subscription, event_id)
+                    requeue = _matching(record.topic, record.key, record.value, subscription, event_id)
                     if requeue is not None:
                         found_events.append(requeue)
                         if len(found_events) > settings.replay_limit:
@@ -70,25 +69,27 @@ async def find(
         await reader.stop()
 
 
-def _matching(value: bytes | None, subscription: Subscription, event_id: str | None) -> Requeue | None:
+# Each topic's events, checked as its consumers check them (services/runtime/events.py).
+_ADAPTERS = {topic: event_adapter(model) for topic, model in EVENT_DATA.items()}
+
+
+def _matching(
+    topic: str, key: bytes | None, value: bytes | None, subscription: Subscription, event_id: str | None
+) -> Requeue | None:
     try:
-        raw: dict[str, Any] = json.loads(value or b"")
-        event_type, subject, time, data = raw["type"], raw["subject"], raw["time"], raw["data"]
-        found_id = str(raw["id"])
-    except (ValueError, KeyError, TypeError, ValidationError):
-        return None  # not an event: its consumers dead-letter it, nothing to send
-    if event_id is not None and found_id != event_id:
+        event = accepted_event(_ADAPTERS[topic], key, value)
+        body = (value or b"").decode()
+    except (KeyError, ValueError):  # pydantic's ValidationError and UnicodeDecodeError included
+        return None  # not an event of this topic: its consumers dead-letter it, nothing to send
+    if event_id is not None and str(event.id) != event_id:
         return None
-    if not isinstance(data, dict) or not subscription.matches(event_type, data):
+    if not subscription.matches(event.type, event.data.model_dump(mode="json")):
         return None
-    try:
-        return Requeue(
-            lead_id=subject,
-            subscription_id=subscription.subscription_id,
-            event_id=found_id,
-            event_type=event_type,
-            event_time=time,
-            body=(value or b"").decode(),
-        )
-    except (ValidationError, UnicodeDecodeError):
-        return None
+    return Requeue(
+        lead_id=event.subject,
+        subscription_id=subscription.subscription_id,
+        event_id=str(event.id),
+        event_type=event.type,
+        event_time=event.time,
+        body=body,
+    )

@@ -44,13 +44,16 @@ class SubscriptionsReplica:
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
             return
+        # Bytes that are not UTF-8 are replaced: a bad record is skipped, never a crash.
+        # It would come back on every restart, as the replica reads from the start.
+        subscription_id = key.decode(errors="replace")
         if value is None:
-            self.remove(key.decode())
+            self.remove(subscription_id)
             return
         try:
             self.put(_json.validate_json(value))
         except ValidationError:
-            log.exception("unreadable subscription on the changelog", extra={"key": key.decode()})
+            log.exception("unreadable subscription on the changelog", extra={"key": subscription_id})
 
     async def follow(self, settings: ServiceSettings, topic: str) -> None:
         """Read `topic` from its start, forever; set `caught_up` once at its end."""

@@ -91,6 +91,13 @@ def test_an_invalid_event_is_refused_with_the_reason(event: dict[str, Any], reas
         (b"lead-1", b"[1, 2]", "not a JSON object"),
         (b"lead-1", None, "no value"),
         (b"someone-else", raw(deal_closed()), "is not the event subject"),
+        # Not UTF-8: decoded with replacement, this key would equal the subject.
+        (b"\xfflead-1", raw(deal_closed() | {"subject": "\ufffdlead-1"}), "is not the event subject"),
+        (
+            b"lead-1",
+            raw(deal_closed() | {"data": deal_closed()["data"] | {"lead_id": "lead-2"}}),
+            "data's lead_id",
+        ),
         # Deeper than json.loads can go: refused, not a crashed subscriber.
         (b"lead-1", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
     ],
