@@ -15,7 +15,7 @@ sends records at Kafka's size limit, which today crash a consumer (see the repor
 in issue #9); it runs last because it may take sales down.
 
 It runs a broker and workers of its own, by default on LEADFLOW_TEST_KAFKA_PORT + 450
-and LEADFLOW_TEST_PORT_BASE + 71..73 (see tests/system.py), apart from a `make test`
+and LEADFLOW_TEST_PORT_BASE + 71..74 (see tests/system.py), apart from a `make test`
 beside it; --kafka-port and --web-port choose others.
 """
 
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-limits", action="store_true", help="also send records at Kafka's size limit")
     parser.add_argument("--kafka-port", type=int, default=TEST_KAFKA_PORT + 450)
     parser.add_argument(
-        "--web-port", type=int, default=PORT_BASE + 71, help="marketing's; sales and orders next"
+        "--web-port", type=int, default=PORT_BASE + 71, help="marketing's; sales, orders and webhooks next"
     )
     args = parser.parse_args(argv)
     print(f"bad input, full size: seed {args.seed}, broker on port {args.kafka_port}", flush=True)

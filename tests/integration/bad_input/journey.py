@@ -9,7 +9,12 @@ from typing import Any
 from tests.chaos.supervisor import RunBroker
 from tests.system import ROOT, Worker, api, eventually, unique_email
 
+# The services a lead goes through, which `Urls` and the fuzzer address.
 SERVICES = ("marketing", "sales", "orders")
+# What start_own_system runs: webhooks reads every event topic, so poison meets it too.
+WORKERS = (*SERVICES, "webhooks")
+# A receiver of the tests listens on plain http on 127.0.0.1: webhooks may subscribe it.
+WORKER_ENV = {"webhooks": {"LEADFLOW_ALLOW_PRIVATE_TARGETS": "true", "LEADFLOW_ALLOW_HTTP_TARGETS": "true"}}
 
 
 @dataclass(frozen=True)
@@ -112,13 +117,16 @@ def lead_to_order(urls: Urls) -> str:
 
 
 def start_own_system(kafka_port: int, first_web_port: int) -> tuple[RunBroker, dict[str, Worker]]:
-    """A fresh broker on `kafka_port` and one worker per service from `first_web_port`
-    on. Poison goes there, not to the session's broker: every later reader of the
-    topics (tests, the subscriber tool) would meet it too."""
+    """A fresh broker on `kafka_port` and one worker per service (WORKERS) from
+    `first_web_port` on. Poison goes there, not to the session's broker: every later
+    reader of the topics (tests, the subscriber tool) would meet it too."""
     broker = RunBroker(kafka_port, ROOT / ".cache" / f"kafka-bad-input-{kafka_port}")
     broker.fresh()
     env = {"LEADFLOW_KAFKA_BOOTSTRAP": broker.bootstrap}
-    workers = {s: Worker(s, first_web_port + i, env=env).start() for i, s in enumerate(SERVICES)}
+    workers = {
+        s: Worker(s, first_web_port + i, env=env | WORKER_ENV.get(s, {})).start()
+        for i, s in enumerate(WORKERS)
+    }
     try:
         with ThreadPoolExecutor() as pool:
             list(pool.map(lambda w: w.wait_ready(timeout=180), workers.values()))

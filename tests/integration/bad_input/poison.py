@@ -13,6 +13,7 @@ consumer must refuse: `refusal` runs a record through the consumer's own models,
 and a test runs it over everything the generator makes.
 """
 
+import base64
 import copy
 import json
 import random
@@ -31,19 +32,34 @@ from pydantic import TypeAdapter
 from schemas import topics
 from schemas.envelope import CloudEvent, new_event
 from schemas.events import (
+    EVENT_DATA,
+    Channel,
     Company,
     Contact,
     Customer,
+    DealChange,
     DealClosed,
     DealLine,
+    DealStage,
+    DealUpdated,
+    EventData,
+    Intent,
+    LeadCreated,
     LeadQualified,
+    OrderCreated,
+    OrderLine,
+    OrderStatus,
+    OrderUpdated,
     Outcome,
     ScoreReason,
 )
+from schemas.generate import CONSUMED_BY
 from services.marketing.commands import MarketingCommand
 from services.orders.commands import OrdersCommand
 from services.sales.commands import SalesCommand
 from services.sales.domain.assignment import DeskRequest
+from services.webhooks.commands import CreateSubscription, WebhooksCommand
+from services.webhooks.domain.subscriptions import SECRET_PREFIX, Filter, new_subscription
 from tests.system import Worker
 
 MAX_VALUE = 900 * 1024  # the largest poison value: under Kafka's 1 MiB with room for dlq.* headers
@@ -58,6 +74,8 @@ DLQ_NAMES = (
 )
 
 Json = dict[str, Any]
+Valid = Callable[[random.Random], tuple[bytes | None, Json]]  # a valid record and its key
+Path = tuple[str | int, ...]  # a path into a record
 
 
 @dataclass(frozen=True)
@@ -67,40 +85,57 @@ class Target:
     topic: str
     consumers: tuple[str, ...]
     shape: str  # "event", "command" or "desk"
-    valid: Callable[[random.Random], tuple[bytes | None, Json]]
+    # What every consumer of the topic validates a record with (see refusal).
+    model: Any
+    valid: Valid
     # Where a valid record's key is checked against its content (events).
     keyed: bool
     # A path into the record holding a literal or enum, for values that cannot be right.
     literal: tuple[str, ...]
     # Paths to money in the record, if it carries any.
-    money: tuple[tuple[str | int, ...], ...] = ()
+    money: tuple[Path, ...] = ()
 
 
 def targets() -> list[Target]:
-    """Every topic the three services consume, under their default app ids (services/*/topics.py)."""
-    ids = {s: f"leadflow-{s}" for s in ("marketing", "sales", "orders")}
+    """Every topic the services consume, with all its consumers, under their default app
+    ids: the public events as schemas/generate.py's CONSUMED_BY has them (tests/unit/contract
+    holds each service's code to it), and each service's own topics (services/*/topics.py)."""
+    ids = {s: f"leadflow-{s}" for s in ("marketing", "sales", "orders", "webhooks")}
     event, command = ("specversion",), ("kind",)
+    events = [
+        Target(
+            topic,
+            CONSUMED_BY[topic],
+            "event",
+            CloudEvent[EVENT_DATA[topic]],  # type: ignore[valid-type]
+            valid,
+            keyed=True,
+            literal=event,
+            money=money,
+        )
+        for topic, (valid, money) in _EVENTS.items()
+    ]
     return [
+        *events,
         Target(
-            topics.DEAL_CLOSED, ("marketing", "orders"), "event", _deal_closed, keyed=True, literal=event,
-            money=(("data", "amount"), ("data", "lines", 0, "unit_price")),
-        ),
-        Target(topics.LEAD_QUALIFIED, ("sales",), "event", _lead_qualified, keyed=True, literal=event),
-        Target(
-            f"{ids['marketing']}-commands", ("marketing",), "command", _marketing_command, keyed=False,
-            literal=command, money=(("budget", "amount"),),
+            f"{ids['marketing']}-commands", ("marketing",), "command", MarketingCommand, _marketing_command,
+            keyed=False, literal=command, money=(("budget", "amount"),),
         ),
         Target(
-            f"{ids['sales']}-commands", ("sales",), "command", _sales_command, keyed=False, literal=command,
-            money=(("lines", 0, "discount_percent"),),
+            f"{ids['sales']}-commands", ("sales",), "command", SalesCommand, _sales_command, keyed=False,
+            literal=command, money=(("lines", 0, "discount_percent"),),
         ),
         Target(
-            f"{ids['sales']}-assignment-requests", ("sales",), "desk", _desk_request, keyed=False,
-            literal=command,
+            f"{ids['sales']}-assignment-requests", ("sales",), "desk", DeskRequest, _desk_request,
+            keyed=False, literal=command,
         ),
         Target(
-            f"{ids['orders']}-commands", ("orders",), "command", _orders_command, keyed=False,
-            literal=command,
+            f"{ids['orders']}-commands", ("orders",), "command", OrdersCommand, _orders_command,
+            keyed=False, literal=command,
+        ),
+        Target(
+            f"{ids['webhooks']}-commands", ("webhooks",), "command", WebhooksCommand, _webhooks_command,
+            keyed=False, literal=command,
         ),
     ]  # fmt: skip
 
@@ -116,25 +151,28 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _deal_closed(rng: random.Random) -> tuple[bytes | None, Json]:
+def _event(data: EventData, source: str, lead_id: str) -> tuple[bytes | None, Json]:
+    event = new_event(data, source=source, subject=lead_id)
+    return lead_id.encode(), json.loads(event.to_json())
+
+
+def _customer() -> Customer:
+    return Customer(company=Company(name="Poison AG"), contact=Contact(email="p@poison.io", name="P"))
+
+
+def _lead_created(rng: random.Random) -> tuple[bytes | None, Json]:
     lead_id = _lead_id(rng)
-    now = _now()
-    data = DealClosed(
-        deal_id=f"deal-{lead_id}",
+    data = LeadCreated(
         lead_id=lead_id,
         campaign_id=None,
-        outcome=Outcome.WON,
-        owner="rep-poison",
-        customer=Customer(company=Company(name="Poison AG"), contact=Contact(email="p@poison.io", name="P")),
-        lines=[DealLine(sku="LF-CORE", name="Core", quantity=1, unit_price=Decimal("12000.00"))],
-        amount=Decimal("12000.00"),
-        currency="EUR",
-        opened_at=now,
-        first_contact_at=now,
-        closed_at=now,
+        channel=Channel.EVENT,
+        contact=Contact(email=f"{lead_id}@poison.io", name="P"),
+        company=Company(name="Poison AG", size=800, country="DE"),
+        consent=True,
+        intent=Intent.DEMO_REQUEST,
+        captured_at=_now(),
     )
-    event = new_event(data, source="/leadflow/sales", subject=lead_id)
-    return lead_id.encode(), json.loads(event.to_json())
+    return _event(data, "/leadflow/marketing", lead_id)
 
 
 def _lead_qualified(rng: random.Random) -> tuple[bytes | None, Json]:
@@ -149,8 +187,94 @@ def _lead_qualified(rng: random.Random) -> tuple[bytes | None, Json]:
         company=Company(name="Poison AG", country="DE"),
         qualified_at=_now(),
     )
-    event = new_event(data, source="/leadflow/marketing", subject=lead_id)
-    return lead_id.encode(), json.loads(event.to_json())
+    return _event(data, "/leadflow/marketing", lead_id)
+
+
+def _deal_updated(rng: random.Random) -> tuple[bytes | None, Json]:
+    lead_id = _lead_id(rng)
+    now = _now()
+    data = DealUpdated(
+        deal_id=f"deal-{lead_id}",
+        lead_id=lead_id,
+        campaign_id=None,
+        changes=[DealChange.STAGE_CHANGED, DealChange.FIRST_CONTACT],
+        stage=DealStage.PRESENTING,
+        previous_stage=DealStage.QUALIFYING,
+        owner="rep-poison",
+        opened_at=now,
+        stage_entered_at=now,
+        first_contact_at=now,
+        follow_up_due_at=now,
+        amount=Decimal("12000.00"),
+        currency="EUR",
+        updated_at=now,
+    )
+    return _event(data, "/leadflow/sales", lead_id)
+
+
+def _deal_closed(rng: random.Random) -> tuple[bytes | None, Json]:
+    lead_id = _lead_id(rng)
+    now = _now()
+    data = DealClosed(
+        deal_id=f"deal-{lead_id}",
+        lead_id=lead_id,
+        campaign_id=None,
+        outcome=Outcome.WON,
+        owner="rep-poison",
+        customer=_customer(),
+        lines=[DealLine(sku="LF-CORE", name="Core", quantity=1, unit_price=Decimal("12000.00"))],
+        amount=Decimal("12000.00"),
+        currency="EUR",
+        opened_at=now,
+        first_contact_at=now,
+        closed_at=now,
+    )
+    return _event(data, "/leadflow/sales", lead_id)
+
+
+def _order_created(rng: random.Random) -> tuple[bytes | None, Json]:
+    lead_id = _lead_id(rng)
+    price = Decimal("12000.00")
+    data = OrderCreated(
+        order_id=f"order-{lead_id}",
+        deal_id=f"deal-{lead_id}",
+        lead_id=lead_id,
+        customer=_customer(),
+        lines=[OrderLine(sku="LF-CORE", name="Core", quantity=1, unit_price=price, line_total=price)],
+        total=price,
+        currency="EUR",
+        created_at=_now(),
+    )
+    return _event(data, "/leadflow/orders", lead_id)
+
+
+def _order_updated(rng: random.Random) -> tuple[bytes | None, Json]:
+    lead_id = _lead_id(rng)
+    data = OrderUpdated(
+        order_id=f"order-{lead_id}",
+        deal_id=f"deal-{lead_id}",
+        lead_id=lead_id,
+        status=OrderStatus.CONFIRMED,
+        previous_status=OrderStatus.CREATED,
+        total=Decimal("12000.00"),
+        currency="EUR",
+        updated_at=_now(),
+    )
+    return _event(data, "/leadflow/orders", lead_id)
+
+
+# Each public event: a valid record of it, and the paths to its money.
+_EVENTS: dict[str, tuple[Valid, tuple[Path, ...]]] = {
+    topics.LEAD_CREATED: (_lead_created, ()),
+    topics.LEAD_QUALIFIED: (_lead_qualified, ()),
+    topics.DEAL_UPDATED: (_deal_updated, (("data", "amount"),)),
+    topics.DEAL_CLOSED: (_deal_closed, (("data", "amount"), ("data", "lines", 0, "unit_price"))),
+    topics.ORDER_CREATED: (
+        _order_created,
+        (("data", "total"), ("data", "lines", 0, "unit_price"), ("data", "lines", 0, "line_total")),
+    ),
+    topics.ORDER_UPDATED: (_order_updated, (("data", "total"),)),
+}
 
 
 def _command_id(rng: random.Random) -> str:
@@ -197,6 +321,25 @@ def _orders_command(rng: random.Random) -> tuple[bytes | None, Json]:
     return lead_id.encode(), command
 
 
+def _webhooks_command(rng: random.Random) -> tuple[bytes | None, Json]:
+    # A subscription as POST /subscriptions makes one (services/webhooks/views.py).
+    subscription_id = f"sub_{uuid.UUID(int=rng.getrandbits(128)).hex}"
+    subscription = new_subscription(
+        subscription_id,
+        url="https://hooks.poison.io/leadflow",
+        event_types=["deal.closed"],
+        flt=Filter(),
+        description="poison",
+        secret=SECRET_PREFIX + base64.b64encode(rng.randbytes(32)).decode(),
+        now=_now(),
+        by="poison",
+    )
+    command = CreateSubscription(
+        command_id=_command_id(rng), subscription_id=subscription_id, subscription=subscription
+    )
+    return subscription_id.encode(), json.loads(command.model_dump_json())
+
+
 def _desk_request(rng: random.Random) -> tuple[bytes | None, Json]:
     # A valid request of the shipped roster's DACH desk, before it is broken.
     desk = "desk:AT,CH,DE"
@@ -229,7 +372,7 @@ def _dump(record: Any) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode()
 
 
-def _leaves(record: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+def _leaves(record: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
     yield path, record
     if isinstance(record, dict):
         for k, v in record.items():
@@ -239,7 +382,7 @@ def _leaves(record: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tup
             yield from _leaves(v, (*path, i))
 
 
-def _set(record: Json, path: tuple[str | int, ...], value: Any) -> Json:
+def _set(record: Json, path: Path, value: Any) -> Json:
     changed = copy.deepcopy(record)
     node: Any = changed
     for step in path[:-1]:
@@ -303,7 +446,11 @@ def unknown_type(
     rng: random.Random, t: Target, key: bytes | None, record: Json
 ) -> tuple[bytes | None, bytes]:
     if t.shape == "event":
-        return key, _dump(record | {"type": rng.choice(["deal.reopened", "lead.deleted", "", "DEAL.CLOSED"])})
+        # Unknown anywhere, or the type of another topic's events (whose data this is not).
+        other = rng.choice([name for name in topics.EVENT_TOPICS if name != t.topic])
+        return key, _dump(
+            record | {"type": rng.choice(["deal.reopened", "lead.deleted", "", "DEAL.CLOSED", other])}
+        )
     return key, _dump(record | {"kind": rng.choice(["drop_tables", "", "CREATE_CAMPAIGN", "place "])})
 
 
@@ -351,6 +498,23 @@ def float_money(rng: random.Random, t: Target, key: bytes | None, record: Json) 
     return key, _dump(_set(record, rng.choice(t.money), rng.choice([12000.0, 0.1 + 0.2, 1e300, -5.5])))
 
 
+def lead_mismatch(
+    rng: random.Random, t: Target, key: bytes | None, record: Json
+) -> tuple[bytes | None, bytes]:
+    """Valid, but not keyed by its lead: each would put a lead's state on a partition
+    other than the one its key chose, or a state no key finds."""
+    lead_id = record["subject"]
+    match rng.randrange(3):
+        case 0:  # a key that is not UTF-8, matching the subject only if decoded with replacement
+            replaced = "\ufffd" + lead_id
+            renamed = {"subject": replaced, "data": record["data"] | {"lead_id": replaced}}
+            return b"\xff" + lead_id.encode(), _dump(record | renamed)
+        case 1:  # no key, an empty subject and lead
+            return None, _dump(record | {"subject": "", "data": record["data"] | {"lead_id": ""}})
+        case _:  # keyed and subject by one lead, the data of another
+            return key, _dump(record | {"data": record["data"] | {"lead_id": _lead_id(rng)}})
+
+
 def forged_headers(
     rng: random.Random, t: Target, key: bytes | None, record: Json
 ) -> tuple[bytes | None, bytes]:
@@ -385,6 +549,7 @@ BREAKERS: dict[str, tuple[Breaker, frozenset[str]]] = {
     "float_money": (float_money, ANY),
     "forged_headers": (forged_headers, ANY),
     "time_overflow": (time_overflow, EVENTS),
+    "lead_mismatch": (lead_mismatch, EVENTS),
 }
 
 # What the DLQ must say for kinds whose reason is certain.
@@ -444,31 +609,36 @@ def generate(count: int, seed: int, *, max_huge: int = 2) -> list[Poison]:
 
 
 def refusal(target: Target, key: bytes | None, value: bytes | None) -> str | None:
-    """Why the models the consumer validates with refuse this record (as the agents in
-    services/*/agents.py and services/runtime/ check it), or None if they would take it:
-    the generator's own check that it sends poison, not records to process."""
-    raw = value or b""
+    """Why the consumers of the target refuse this record, or None if they would take it:
+    the generator's own check that it sends poison, not records to process.
+
+    Every consumer of a topic runs the same check (read in the services' code): an event
+    goes through services/runtime/events.py `consume` in marketing, sales, orders and
+    webhooks alike, a command through `Commands.serve` (services/runtime/commands.py), a
+    desk request through sales' `assign_deals`. Each validates with its model, then
+    compares the record key with the subject, command key or desk."""
     try:
-        if target.shape == "event":
-            model = DealClosed if target.topic == topics.DEAL_CLOSED else LeadQualified
-            event = TypeAdapter(CloudEvent[model]).validate_json(raw)  # type: ignore[valid-type]
-            if event.subject != (key or b"").decode(errors="replace"):
-                return "key is not the subject"
-        elif target.shape == "desk":
-            TypeAdapter(DeskRequest).validate_json(raw)
-        else:
-            service = next(
-                s for s in ("marketing", "sales", "orders") if f"-{s}-commands" in f"-{target.topic}"
-            )
-            commands: dict[str, Any] = {
-                "marketing": MarketingCommand,
-                "sales": SalesCommand,
-                "orders": OrdersCommand,
-            }
-            TypeAdapter(commands[service]).validate_json(raw)
-    except Exception as refused:  # noqa: BLE001 - any failure is a refusal, as in the agents
+        record = TypeAdapter(target.model).validate_json(value or b"")
+    except ValueError as refused:  # pydantic's ValidationError included
         return f"{type(refused).__name__}: {str(refused)[:200]}"
-    return None
+    except Exception as refused:  # what consume and the desk dead-letter too
+        # Commands.serve dead-letters only a ValueError: anything else stops its agent.
+        if target.shape == "command":
+            raise
+        return f"{type(refused).__name__}: {str(refused)[:200]}"
+    if target.shape == "event":
+        # As consume compares them: the key must be the subject's exact bytes, and the
+        # subject the data's lead_id.
+        try:
+            if key != record.subject.encode():
+                return "record key is not the event subject"
+        except UnicodeEncodeError as refused:
+            return f"UnicodeEncodeError: {refused}"
+        if record.data.lead_id != record.subject:
+            return "event subject is not its data's lead_id"
+        return None
+    own = record.desk if target.shape == "desk" else record.key
+    return None if own.encode() == key else "record key is not the request's desk or the command's key"
 
 
 # -- sending and reading back ---------------------------------------------------------

@@ -8,14 +8,18 @@ the session's topics would meet every later reader); `python -m
 tests.integration.bad_input.full` sends 10,000.
 """
 
+import json
+import random
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+import yaml
 
 from schemas import subscriber, topics
+from tests.deploy.chart import TOPOLOGY_FILE
 from tests.integration.bad_input import poison
 from tests.integration.bad_input.journey import lead_to_order, start_own_system, stop_own_system, urls_of
 from tests.system import PORT_BASE, TEST_KAFKA_PORT, Worker, api
@@ -52,6 +56,24 @@ def poisoned() -> Iterator[Run]:
         yield Run(broker.bootstrap, workers, sent, poison.check(sent, letters, readers), log_offsets)
     finally:
         stop_own_system(broker, workers)
+
+
+def test_the_generator_covers_every_topic_each_service_consumes_starting_from_valid_records() -> None:
+    # topology.yaml is each service's topics as its code declares them (tests/deploy keeps it so).
+    services = yaml.safe_load(TOPOLOGY_FILE.read_text())["services"]
+    declared = {
+        (topic, service)
+        for service, own in services.items()
+        for topic in [*own["consumes"], *(f"leadflow-{service}-{suffix}" for suffix in own["internal"])]
+    }
+    assert {(t.topic, c) for t in poison.targets() for c in t.consumers} == declared
+    assert consumers()[topics.DEAL_CLOSED] == ("marketing", "orders", "webhooks")
+    assert consumers()[topics.LEAD_CREATED] == ("webhooks",)
+    # Each record starts valid: what breaks it is the generator's doing, not the template.
+    rng = random.Random(SEED)
+    for target in poison.targets():
+        key, record = target.valid(rng)
+        assert poison.refusal(target, key, json.dumps(record).encode()) is None, target.topic
 
 
 def test_the_generator_breaks_every_record_in_every_way_the_consumers_must_refuse() -> None:
@@ -92,6 +114,11 @@ def test_the_check_notices_a_lost_altered_or_mislabelled_dead_letter() -> None:
     assert poison.check(sent, {origin: [good]}, readers).problems == []
     assert poison.check(sent, {}, readers).problems == [
         "not dead-lettered: lead.qualified/2@7 (not_json, sales)"
+    ]
+    # Dead-lettered by sales, but not by webhooks, which reads the topic too.
+    both = {"lead.qualified": ("sales", "webhooks")}
+    assert poison.check(sent, {origin: [good]}, both).problems == [
+        "not dead-lettered: lead.qualified/2@7 (not_json, webhooks)"
     ]
     altered = poison.DeadLetter(0, 0, b"k", b"{not jso", good.headers)
     assert "not byte for byte" in poison.check(sent, {origin: [altered]}, readers).problems[0]
