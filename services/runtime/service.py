@@ -250,7 +250,7 @@ class ServiceRuntime:
             # Before the worker makes its loop; the consumer's thread makes its own from the same policy.
             mode.loop.use("uvloop")
         loop = type(asyncio.get_event_loop_policy()).__module__
-        log.info("worker starting", extra={"service": self.settings.service, "event_loop": loop})
+        log.info("worker starting on %s", loop, extra={"service": self.settings.service, "event_loop": loop})
         worker = faust.Worker(self.app, loglevel=self.settings.log_level.lower())
         worker.execute_from_commandline()
 
