@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.integration.bad_input.journey import Urls, lead_to_order
 from tests.integration.bad_input.journey import capture as capture_lead
 from tests.integration.webhooks.receiver import Receiver
-from tests.system import PORT_BASE, Worker, api, eventually, list_all, read_topic
+from tests.system import BOOTSTRAP, PORT_BASE, Worker, api, eventually, list_all, read_topic
 
 WEBHOOKS_PORT = PORT_BASE + 4
 
@@ -48,7 +49,27 @@ def urls(system: dict[str, Worker]) -> Urls:
     return Urls(system["marketing"].url, system["sales"].url, system["orders"].url)
 
 
+def caught_up(*event_topics: str) -> bool:
+    """Whether webhooks has committed every record already on `event_topics`: other
+    modules' leads, whose events a subscription made now would otherwise get too."""
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP)
+    try:
+        committed = admin.list_group_offsets(["leadflow-webhooks"]).get("leadflow-webhooks", {})
+        partitions = [
+            TopicPartition(t, p) for t in event_topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        ends = consumer.end_offsets(partitions)
+        # A partition it never committed on must be empty.
+        return all((committed[tp].offset if tp in committed else 0) >= end for tp, end in ends.items())
+    finally:
+        consumer.close()
+        admin.close()
+
+
 def subscribe(webhooks: Worker, receiver: Receiver, event_types: list[str], **extra: Any) -> dict[str, Any]:
+    # Tests count the deliveries their receiver gets: none of earlier tests' leads.
+    eventually(lambda: caught_up(*event_types), timeout=90)
     answer = api.post(
         f"{webhooks.url}/subscriptions",
         json={"url": receiver.url, "event_types": event_types, **extra},
