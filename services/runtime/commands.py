@@ -123,9 +123,13 @@ class Commands(Generic[C]):
                 self._settle(command.command_id, outcome=outcome)
 
     def _settle(self, command_id: str, *, outcome: Any = None, error: BaseException | None = None) -> None:
-        # No one waits when the command was sent by a worker that has since lost the partition.
         future = self._waiting.get(command_id)
         if future is None or future.done():
+            # No one waits when the command was sent by a worker that has since lost
+            # the partition, or by a route that does not wait (a replay): a refusal
+            # must not vanish without a trace.
+            if error is not None:
+                log.warning("command refused with no one waiting: %s", error, extra={"command": command_id})
             return
         if error is not None:
             future.set_exception(error)

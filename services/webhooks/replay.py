@@ -9,6 +9,7 @@ from aiokafka.structs import TopicPartition
 from schemas.events import EVENT_DATA
 from services.runtime.errors import Unprocessable
 from services.runtime.events import accepted_event, event_adapter
+from services.runtime.tables import MAX_VALUE_BYTES
 from services.webhooks.commands import Requeue
 from services.webhooks.domain.subscriptions import Subscription
 from services.webhooks.kafka import consumer
@@ -67,6 +68,14 @@ async def find(
         return found_events
     finally:
         await reader.stop()
+
+
+def storable(requeue: Requeue) -> bool:
+    """Whether its delivery fits the deliveries table: a delivery holds the event's
+    body, and the table refuses a value over Kafka's record limit. An event that does
+    not fit was dead-lettered when it came (see handlers.on_event); queued again, it
+    would be refused out of sight of the caller, who has had a 202 by then."""
+    return len(requeue.model_dump_json()) <= MAX_VALUE_BYTES
 
 
 # Each topic's events, checked as its consumers check them (services/runtime/events.py).

@@ -11,6 +11,7 @@ from services.runtime.cluster import Unavailable
 from services.runtime.errors import NotFound, Unprocessable
 from services.runtime.pages import Page, PageQuery, page_query
 from services.runtime.refusals import documented
+from services.runtime.tables import MAX_VALUE_BYTES
 from services.webhooks import replay, sending
 from services.webhooks.app import deliveries, runtime, settings, subscriptions
 from services.webhooks.commands import (
@@ -218,13 +219,25 @@ async def replay_events(subscription_id: str, body: ReplayRequest, request: Requ
         since=body.since,
         event_id=None if body.event_id is None else str(body.event_id),
     )
+    too_large = [r for r in found if not replay.storable(r)]
+    if body.event_id is not None and too_large:
+        raise Unprocessable(
+            f"event {body.event_id} is too large to queue for delivery: a delivery holds the "
+            f"event's body, at most {MAX_VALUE_BYTES:,} bytes; it was dead-lettered when it came",
+            field="event_id",
+        )
+    queued = [r for r in found if replay.storable(r)]
     sent = [
         await commands.topic.send(key=requeue.key.encode(), value=requeue.model_dump_json().encode())
-        for requeue in found
+        for requeue in queued
     ]
     # On the broker before the answer: a 202 means they will be sent.
     await asyncio.gather(*sent)
-    return {"queued": len(found), "event_ids": [r.event_id for r in found][:1000]}
+    return {
+        "queued": len(queued),
+        "event_ids": [r.event_id for r in queued][:1000],
+        "too_large": [r.event_id for r in too_large][:1000],
+    }
 
 
 runtime.api.include_router(router)

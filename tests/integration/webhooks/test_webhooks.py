@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,10 +16,12 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from schemas.envelope import new_event
 from tests.integration.bad_input.journey import Urls, lead_to_order
 from tests.integration.bad_input.journey import capture as capture_lead
 from tests.integration.webhooks.receiver import Receiver
-from tests.system import BOOTSTRAP, PORT_BASE, Worker, api, eventually, list_all, read_topic
+from tests.system import BOOTSTRAP, PORT_BASE, Worker, api, eventually, list_all, produce, read_topic
+from tests.unit.runtime.test_publisher import created
 
 WEBHOOKS_PORT = PORT_BASE + 4
 
@@ -324,6 +327,39 @@ def test_pause_rotate_replay_and_410(webhooks: Worker, urls: Urls) -> None:
     assert api.patch(base, json={"paused": False}, timeout=30).status_code == 409
     assert api.delete(base, timeout=30).status_code == 204
     assert api.get(base, timeout=10).status_code == 404
+    receiver.stop()
+
+
+def test_an_event_too_large_to_queue_is_dead_lettered_and_replay_says_so(webhooks: Worker) -> None:
+    # Valid (fields the schema does not know are kept), but a delivery holds the
+    # event's body and the deliveries table refuses a value over Kafka's limit.
+    receiver = Receiver(PORT_BASE + 108).start()
+    subscription = subscribe(webhooks, receiver, ["lead.created"], filter={})
+    base = f"{webhooks.url}/subscriptions/{subscription['subscription_id']}"
+    lead_id = f"lead-large-{uuid.uuid4()}"
+    event = json.loads(new_event(created(lead_id), source="/leadflow/test", subject=lead_id).to_json())
+    event["padding"] = "x" * 920_000
+    produce("lead.created", lead_id, json.dumps(event).encode())
+
+    def dead_letter() -> Any:
+        return next((r for r in read_topic("lead.created.dlq") if r.key == lead_id), None)
+
+    letter = eventually(dead_letter, timeout=30)
+    assert letter.headers["dlq.failed.by"] == b"webhooks"
+    assert b"at most 900,000" in letter.headers["dlq.error"]
+
+    # Asked for by id: refused with the reason, not a 202 for a delivery that never comes.
+    by_id = api.post(f"{base}/replay", json={"event_id": event["id"]}, timeout=60)
+    assert by_id.status_code == 422, by_id.text
+    assert "too large" in by_id.text
+    since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    from_time = api.post(f"{base}/replay", json={"since": since}, timeout=60)
+    assert from_time.status_code == 202, from_time.text
+    assert event["id"] in from_time.json()["too_large"]
+    assert event["id"] not in from_time.json()["event_ids"]
+    time.sleep(1)
+    assert event["id"] not in receiver.accepted_ids()
+    assert api.delete(base, timeout=30).status_code == 204
     receiver.stop()
 
 

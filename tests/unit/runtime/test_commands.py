@@ -90,6 +90,19 @@ async def test_a_failing_handler_dead_letters_the_command_and_tells_the_caller(c
     assert str(error) == "boom"
 
 
+async def test_a_refusal_no_one_waits_for_is_logged(channel: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # A route that does not wait (webhooks' replay), or a sender that lost the
+    # partition: the refusal must still leave a trace.
+    app, commands, dead = channel
+    command = Bump(step=-1)
+    with caplog.at_level("WARNING", logger="services.runtime.commands"):
+        await run(app, commands, command.model_dump_json().encode(), Bump(step=3).model_dump_json().encode())
+    [warning] = [r for r in caplog.records if r.name == "services.runtime.commands"]
+    assert "cannot bump backwards" in warning.getMessage()
+    assert warning.command == command.command_id  # type: ignore[attr-defined]
+    assert dead.sent == []
+
+
 async def test_an_unreadable_command_is_dead_lettered_and_the_stream_goes_on(channel: Any) -> None:
     app, commands, dead = channel
     command = Bump(step=2)

@@ -2,8 +2,11 @@
 they meet poison too: replay queues only what the consumers accept, and the replica
 skips a record it cannot read instead of crashing (found by the poison suite)."""
 
+import json
+
 from schemas.envelope import new_event
-from services.webhooks.replay import _matching
+from services.runtime.tables import MAX_VALUE_BYTES
+from services.webhooks.replay import _matching, storable
 from services.webhooks.replica import SubscriptionsReplica
 from tests.unit.runtime.test_publisher import created
 from tests.unit.webhooks.test_subscriptions import subscription
@@ -20,6 +23,21 @@ def test_replay_queues_a_valid_event_of_the_topic() -> None:
     requeue = _matching("lead.created", b"lead-1", value, SUBSCRIPTION, None)
     assert requeue is not None
     assert (requeue.lead_id, requeue.event_type, requeue.body) == ("lead-1", "lead.created", value.decode())
+
+
+def test_replay_does_not_queue_an_event_too_large_for_a_stored_delivery() -> None:
+    # A valid event (fields it does not know are kept) with a body the deliveries
+    # table cannot hold: queued, its Requeue would be refused with no one waiting.
+    small = lead_created("lead-1")
+    event = json.loads(small)
+    event["padding"] = "x" * MAX_VALUE_BYTES
+    large = json.dumps(event).encode()
+    requeue = _matching("lead.created", b"lead-1", large, SUBSCRIPTION, None)
+    assert requeue is not None
+    assert not storable(requeue)
+    near = _matching("lead.created", b"lead-1", small, SUBSCRIPTION, None)
+    assert near is not None
+    assert storable(near)
 
 
 def test_replay_skips_every_record_the_consumers_dead_letter() -> None:
