@@ -80,6 +80,9 @@ RECORDS = {
     "marketing": "leadflow_marketing_leads_captured_total",
     "sales": "leadflow_sales_deals_opened_total",
     "orders": "leadflow_orders_created_total",
+    # The soak subscribes no receiver: webhooks reads every event and stores no
+    # delivery, so its RSS must stay flat (judged as on disk: nothing explains growth).
+    "webhooks": "leadflow_webhooks_recorded_total",
 }
 # A scrape blocks the worker's event loop while it runs, so its time is in the
 # samples: one that reads the tables grows with them (sales' and orders' gauges did).
