@@ -4,6 +4,12 @@ Values are stored as JSON in the changelog, so a table survives a worker restart
 and can be read by a human with any Kafka tool. They are held as the JSON bytes
 pydantic writes (Faust's raw codec): one encode per write, one decode per read,
 and the in-memory store keeps compact bytes rather than dicts.
+
+A table of a frozen model also remembers the last value it decoded, with its
+bytes: a handler's read-modify-write decodes once, not again for the value it
+replaces (the tallies' before-value), and a second read of a key whose bytes are
+unchanged is not decoded either. Handing out one decoded value twice is only
+safe because a frozen model cannot be changed in place.
 """
 
 from collections.abc import Callable, Iterator
@@ -36,6 +42,8 @@ class ModelTable(Generic[M]):
         """`everywhere`: a GlobalTable, every worker holds every key (small reference data)."""
         kind = app.GlobalTable if everywhere else app.Table
         self._json = TypeAdapter(model)
+        self._remembers = bool(model.model_config.get("frozen"))
+        self._last: tuple[bytes, bytes, M] | None = None  # key, its stored bytes, decoded
         self._watchers: list[Callable[[str, M | None, M], None]] = []
         # Keys are raw bytes on the changelog, as on the event topics, so a key
         # hashes to the same partition number everywhere (see cluster.Cluster).
@@ -48,8 +56,20 @@ class ModelTable(Generic[M]):
         return self.table.name
 
     def get(self, key: str) -> M | None:
-        raw = self.table.get(key.encode())
-        return None if raw is None else self._json.validate_json(raw)
+        return self._decoded(key.encode())
+
+    def _decoded(self, key: bytes) -> M | None:
+        raw = self.table.get(key)
+        if raw is None:
+            return None
+        last = self._last
+        # Equal bytes, not the same object: RocksDB hands out a new one per read.
+        if last is not None and last[0] == key and last[1] == raw:
+            return last[2]
+        value = self._json.validate_json(raw)
+        if self._remembers:
+            self._last = (key, raw, value)
+        return value
 
     def __setitem__(self, key: str, value: M) -> None:
         raw = self._json.dump_json(value)
@@ -58,13 +78,18 @@ class ModelTable(Generic[M]):
                 f"{self.name} {key!r} would be {len(raw):,} bytes; a stored value may be "
                 f"at most {MAX_VALUE_BYTES:,} (Kafka's record limit)"
             )
-        before = self.get(key) if self._watchers else None
-        self.table[key.encode()] = raw
+        stored_key = key.encode()
+        before = self._decoded(stored_key) if self._watchers else None
+        self.table[stored_key] = raw
+        # Not `value`: model_copy(update=...) does not validate, and a read must
+        # always give what the stored bytes decode to.
+        self._last = None
         for watcher in self._watchers:
             watcher(key, before, value)
 
     def __delitem__(self, key: str) -> None:
         """Remove `key` (a tombstone on the changelog); no error if it is not there."""
+        self._last = None
         self.table.pop(key.encode(), None)
 
     def on_write(self, watcher: Callable[[str, M | None, M], None]) -> None:

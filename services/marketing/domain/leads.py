@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.events import (
     Channel,
@@ -50,6 +50,10 @@ OPEN = {LeadStatus.NEW, LeadStatus.NURTURING, LeadStatus.DISQUALIFIED}
 
 
 class Lead(BaseModel):
+    # Frozen: its table hands one decoded value to a handler and to the tallies
+    # (services.runtime.tables); every change is a model_copy.
+    model_config = ConfigDict(frozen=True)
+
     lead_id: str
     campaign_id: str | None
     channel: Channel

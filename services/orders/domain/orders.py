@@ -5,7 +5,7 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.envelope import CloudEvent, once_id
 from schemas.events import Customer, DealClosed, OrderCreated, OrderLine, OrderUpdated, Outcome
@@ -40,6 +40,10 @@ class StatusChange(BaseModel):
 
 
 class Order(BaseModel):
+    # Frozen: its table hands one decoded value to a handler and to the tallies
+    # (services.runtime.tables); every change is a model_copy.
+    model_config = ConfigDict(frozen=True)
+
     order_id: str
     deal_id: str
     lead_id: str

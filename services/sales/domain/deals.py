@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.events import (
     Company,
@@ -103,6 +103,10 @@ class Touchpoint(BaseModel):
 
 
 class Deal(BaseModel):
+    # Frozen: its table hands one decoded value to a handler and to the tallies
+    # (services.runtime.tables); every change is a model_copy.
+    model_config = ConfigDict(frozen=True)
+
     deal_id: str
     lead_id: str
     campaign_id: str | None

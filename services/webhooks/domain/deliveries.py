@@ -11,7 +11,7 @@ without their body.
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.topics import (
     DEAL_CLOSED,
@@ -65,6 +65,10 @@ class Delivery(BaseModel):
 
 
 class LeadDeliveries(BaseModel):
+    # Frozen: its table hands one decoded value to a handler and to the tallies
+    # (services.runtime.tables); every change is a model_copy.
+    model_config = ConfigDict(frozen=True)
+
     lead_id: str
     queues: dict[str, list[Delivery]] = Field(default_factory=dict)
 
