@@ -34,7 +34,14 @@ from tests.chaos.faults import Injector, crash, plan
 from tests.chaos.load import Client, Load, NotAcknowledged, campaign_body, plan_leads
 from tests.chaos.observe import Records, observe, read_records, wait_drained
 from tests.chaos.probe import PATHS, Probe, assess, topic_partitions
-from tests.chaos.supervisor import SERVICES, RunBroker, SupervisedWorker, Supervisor, web_port
+from tests.chaos.supervisor import (
+    SERVICES,
+    RunBroker,
+    SupervisedWorker,
+    Supervisor,
+    interrupt_on_sigterm,
+    web_port,
+)
 from tests.integration.webhooks.receiver import Receiver
 from tests.system import ROOT
 
@@ -284,6 +291,7 @@ async def drive(
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
+    interrupt_on_sigterm()
     run_dir = ROOT / ".cache" / "chaos" / f"run-{args.seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)

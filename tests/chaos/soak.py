@@ -67,7 +67,14 @@ from tests.chaos.__main__ import busy_ports, console, run_issuer, worker_env
 from tests.chaos.check import Truth, Verdict, check
 from tests.chaos.load import Client, Load, NotAcknowledged, campaign_body, plan_leads
 from tests.chaos.observe import Drain, observe, read_records, wait_drained
-from tests.chaos.supervisor import SERVICES, RunBroker, SupervisedWorker, Supervisor, web_port
+from tests.chaos.supervisor import (
+    SERVICES,
+    RunBroker,
+    SupervisedWorker,
+    Supervisor,
+    interrupt_on_sigterm,
+    web_port,
+)
 from tests.system import ROOT
 
 SOAK_DIR = ROOT / ".cache" / "soak"
@@ -589,6 +596,7 @@ def conclude(
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
+    interrupt_on_sigterm()
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     label = f"{store_name(args).split(':')[0]}-{stamp}"
     run_dir = SOAK_DIR / f"run-{label}"

@@ -49,6 +49,16 @@ class RunBroker(Broker):
             time.sleep(0.1)
 
 
+def interrupt_on_sigterm() -> None:
+    """End a run on SIGTERM (`kill`, a CI timeout) as on Ctrl-C, through its cleanup:
+    by default SIGTERM ends the process at once and the broker and workers outlive it."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
