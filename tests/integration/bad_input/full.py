@@ -2,7 +2,7 @@
 
     python -m tests.integration.bad_input.full [--requests 2000] [--poison 10000]
 
-1. every service fuzzed from its own OpenAPI document, at least --requests
+1. every service (webhooks too) fuzzed from its own OpenAPI document, at least --requests
    requests each: 0 5xx, 0 responses that do not conform, 0 left unanswered;
 2. --poison malformed and hostile records over every consumed topic: each
    dead-lettered by every service that reads the topic, byte for byte, with
@@ -15,7 +15,7 @@ sends records at Kafka's size limit, which today crash a consumer (see the repor
 in issue #9); it runs last because it may take sales down.
 
 It runs a broker and workers of its own, by default on LEADFLOW_TEST_KAFKA_PORT + 450
-and LEADFLOW_TEST_PORT_BASE + 71..74 (see tests/system.py), apart from a `make test`
+and LEADFLOW_TEST_PORT_BASE + 71..75 (see tests/system.py), apart from a `make test`
 beside it; --kafka-port and --web-port choose others.
 """
 
@@ -32,20 +32,22 @@ from schemas.events import Company, Contact, LeadQualified, ScoreReason
 from tests.integration.bad_input import poison
 from tests.integration.bad_input.fuzz import fuzz_service
 from tests.integration.bad_input.journey import (
-    SERVICES,
+    WORKERS,
     lead_to_order,
     seed,
     start_own_system,
     stop_own_system,
+    subscribe,
     urls_of,
 )
+from tests.integration.webhooks.receiver import Receiver
 from tests.system import PORT_BASE, TEST_KAFKA_PORT, Worker, api
 
 
-def fuzz(workers: dict[str, Worker], requests: int, seed_: int) -> bool:
-    known = seed(urls_of(workers))
+def fuzz(workers: dict[str, Worker], requests: int, seed_: int, receiver: Receiver) -> bool:
+    known = seed(urls_of(workers)) | subscribe(workers["webhooks"].url, receiver.url)
     ok = True
-    for service in SERVICES:
+    for service in WORKERS:
         began = time.monotonic()
         result = fuzz_service(service, workers[service].url, known, requests_wanted=requests, seed=seed_)
         print(result.summary(), f"\n  ({time.monotonic() - began:.0f} s)\n", flush=True)
@@ -128,23 +130,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-limits", action="store_true", help="also send records at Kafka's size limit")
     parser.add_argument("--kafka-port", type=int, default=TEST_KAFKA_PORT + 450)
     parser.add_argument(
-        "--web-port", type=int, default=PORT_BASE + 71, help="marketing's; sales, orders and webhooks next"
+        "--web-port",
+        type=int,
+        default=PORT_BASE + 71,
+        help="marketing's; sales, orders, webhooks and a receiver of webhooks next",
     )
     args = parser.parse_args(argv)
     print(f"bad input, full size: seed {args.seed}, broker on port {args.kafka_port}", flush=True)
     began = time.monotonic()
     broker, workers = start_own_system(args.kafka_port, args.web_port)
     bootstrap = broker.bootstrap
+    receiver = Receiver(args.web_port + len(WORKERS)).start()
     results: dict[str, bool] = {}
     try:
         log_offsets = {name: w.log_path.stat().st_size for name, w in workers.items()}
-        results["openapi fuzz"] = fuzz(workers, args.requests, args.seed)
+        results["openapi fuzz"] = fuzz(workers, args.requests, args.seed, receiver)
         results["poison dead-lettered"] = poison_all(bootstrap, args.poison, args.seed)
         results["workers healthy afterwards"] = healthy(workers, log_offsets)
         if args.probe_limits:
             results["records at the size limit"] = probe_limits(bootstrap)
             results["workers healthy after the probe"] = healthy(workers, log_offsets)
     finally:
+        receiver.stop()
         stop_own_system(broker, workers)
     for name, ok in results.items():
         print(f"{'PASS' if ok else 'FAIL'}  {name}")

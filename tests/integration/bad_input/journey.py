@@ -13,8 +13,16 @@ from tests.system import ROOT, Worker, api, eventually, unique_email
 SERVICES = ("marketing", "sales", "orders")
 # What start_own_system runs: webhooks reads every event topic, so poison meets it too.
 WORKERS = (*SERVICES, "webhooks")
-# A receiver of the tests listens on plain http on 127.0.0.1: webhooks may subscribe it.
-WORKER_ENV = {"webhooks": {"LEADFLOW_ALLOW_PRIVATE_TARGETS": "true", "LEADFLOW_ALLOW_HTTP_TARGETS": "true"}}
+# A receiver of the tests listens on plain http on 127.0.0.1: webhooks may subscribe
+# it. A URL the fuzzer makes up gets a second to answer its verification, so a
+# fuzzed create does not wait ten.
+WORKER_ENV = {
+    "webhooks": {
+        "LEADFLOW_ALLOW_PRIVATE_TARGETS": "true",
+        "LEADFLOW_ALLOW_HTTP_TARGETS": "true",
+        "LEADFLOW_ATTEMPT_TIMEOUT_SECONDS": "1",
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,17 @@ def seed(urls: Urls, *, open_deals: int = 3, won_deals: int = 2) -> dict[str, li
         "deal_id": deals,
         "order_id": orders,
     }
+
+
+def subscribe(webhooks_url: str, receiver_url: str) -> dict[str, list[str]]:
+    """A subscription of our own to deal.closed, for the fuzzer to aim at."""
+    answer = api.post(
+        f"{webhooks_url}/subscriptions",
+        json={"url": receiver_url, "event_types": ["deal.closed"]},
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    return {"subscription_id": [answer.json()["subscription_id"]]}
 
 
 def lead_to_order(urls: Urls) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.integration.bad_input.fuzz import KNOWN, MALFORMED_HTTP, fuzz_service
-from tests.integration.bad_input.journey import seed, urls_of
+from tests.integration.bad_input.journey import WORKER_ENV, seed, subscribe, urls_of
 from tests.integration.webhooks.receiver import Receiver
 from tests.system import PORT_BASE, Worker, api
 
@@ -36,15 +36,9 @@ FOUND = {
 
 @pytest.fixture(scope="module")
 def webhooks() -> Iterator[Worker]:
-    """A webhooks worker of this module's own. It may deliver to the seeded
-    subscription's receiver on 127.0.0.1; a URL the fuzzer makes up gets a second
-    to answer its verification, so a fuzzed create does not wait ten."""
-    env = {
-        "LEADFLOW_ALLOW_PRIVATE_TARGETS": "true",
-        "LEADFLOW_ALLOW_HTTP_TARGETS": "true",
-        "LEADFLOW_ATTEMPT_TIMEOUT_SECONDS": "1",
-    }
-    worker = Worker("webhooks", PORT_BASE + 30, env=env).start()
+    """A webhooks worker of this module's own; it may deliver to the seeded
+    subscription's receiver on 127.0.0.1."""
+    worker = Worker("webhooks", PORT_BASE + 30, env=WORKER_ENV["webhooks"]).start()
     try:
         worker.wait_ready(timeout=120)
         yield worker
@@ -56,13 +50,7 @@ def webhooks() -> Iterator[Worker]:
 def known_ids(system: dict[str, Worker], webhooks: Worker) -> Iterator[dict[str, list[str]]]:
     receiver = Receiver(PORT_BASE + 31).start()
     try:
-        answer = api.post(
-            f"{webhooks.url}/subscriptions",
-            json={"url": receiver.url, "event_types": ["deal.closed"]},
-            timeout=30,
-        )
-        assert answer.status_code == 201, answer.text
-        yield seed(urls_of(system)) | {"subscription_id": [answer.json()["subscription_id"]]}
+        yield seed(urls_of(system)) | subscribe(webhooks.url, receiver.url)
     finally:
         receiver.stop()
 
