@@ -45,9 +45,11 @@ async def on_event(event: CloudEvent[Any]) -> None:
     """Queue the event for every subscription it matches."""
     # Matching against a list not fully read yet could miss a subscription for good.
     await replica.caught_up.wait()
-    matching = [
-        s for s in replica.all() if s.records and s.matches(event.type, event.data.model_dump(mode="json"))
-    ]
+    candidates = [s for s in replica.all() if s.records and event.type in s.event_types]
+    if not candidates:
+        return
+    data = event.data.model_dump(mode="json")  # once per event, not per subscription
+    matching = [s for s in candidates if s.matches(event.type, data)]
     if not matching:
         return
     # The body is the record as it was on the topic, fields this version of the
