@@ -475,6 +475,8 @@ class App(faust.App):
     # Called once the consumer has stopped for good, after its last commit, to hand
     # this worker's partitions to the others (membership.py); None: nothing to do.
     hand_over: Callable[[], object] | None = None
+    # Options for the store of every table made on this app (ServiceSettings.table_options).
+    table_options: Mapping[str, Any] = {}
 
     def _new_transport(self) -> _Transport:
         return _Transport(self.conf.broker_consumer, self)

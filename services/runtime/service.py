@@ -85,6 +85,7 @@ class ServiceRuntime:
         )
         self.app.monitor = _monitor()
         self.app.hand_over = partial(hand_over, settings)
+        self.app.table_options = settings.table_options
         self.dead_letters = DeadLetters(self.app, settings.service)
         self.publisher = EventPublisher(self.app, settings.source, settings.id_namespace)
         self.cluster = Cluster(self.app, settings.url, settings.command_timeout_seconds)

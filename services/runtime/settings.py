@@ -50,6 +50,12 @@ class ServiceSettings(BaseSettings):
     store: str = "memory://"
     data_dir: Path = Path(".cache/data")
     standby_replicas: int = Field(default=0, ge=0)
+    # RocksDB's memory per table partition (one database each, standbys' too):
+    # Faust's defaults, 3 write buffers of 64 MiB and a 2 GiB block cache per
+    # database, let a worker's RSS grow with its data past any pod's memory limit.
+    # With these a partition holds at most 2 write buffers and its cache.
+    rocksdb_write_buffer_mib: int = Field(default=4, ge=1, le=256)
+    rocksdb_block_cache_mib: int = Field(default=8, ge=1, le=4096)
 
     # On shutdown, how long the HTTP server waits for open connections (clients'
     # and other workers' keep-alives) before closing them: a rolling restart is
@@ -115,3 +121,15 @@ class ServiceSettings(BaseSettings):
     @property
     def url(self) -> str:
         return self.advertised_url or f"http://{self.web_host}:{self.web_port}"
+
+    @property
+    def table_options(self) -> dict[str, int]:
+        """Options for each table's store (Faust's RocksDBOptions); none in memory."""
+        if not self.store.startswith("rocksdb:"):
+            return {}
+        mib = 1024 * 1024
+        return {
+            "write_buffer_size": self.rocksdb_write_buffer_mib * mib,
+            "max_write_buffer_number": 2,
+            "block_cache_size": self.rocksdb_block_cache_mib * mib,
+        }

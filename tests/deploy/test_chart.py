@@ -293,6 +293,29 @@ def test_memory_tables_run_as_deployments_and_rocksdb_tables_as_statefulsets_wit
     env = {e["name"]: e.get("value") for e in sales["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["LEADFLOW_STORE"] == "rocksdb://"
     assert sorted(component(d) for d in of_kind(objects, "Deployment")) == ["marketing", "orders", "webhooks"]
+    for deployment in of_kind(objects, "Deployment"):
+        names = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert not names & {"LEADFLOW_ROCKSDB_WRITE_BUFFER_MIB", "LEADFLOW_ROCKSDB_BLOCK_CACHE_MIB"}
+
+
+def test_rocksdb_workers_bound_the_memory_of_their_tables() -> None:
+    objects = render(settings={"services.orders.rocksdb.blockCacheMiB": "32"})
+    workloads = of_kind(objects, "StatefulSet")
+    assert sorted(component(w) for w in workloads) == ["marketing", "orders", "sales", "webhooks"]
+    for workload in workloads:
+        (container,) = workload["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        # What the worker makes of them (the settings it reads from these variables).
+        options = ServiceSettings(
+            service="any",
+            web_port=1,
+            store=env["LEADFLOW_STORE"],
+            rocksdb_write_buffer_mib=env["LEADFLOW_ROCKSDB_WRITE_BUFFER_MIB"],
+            rocksdb_block_cache_mib=env["LEADFLOW_ROCKSDB_BLOCK_CACHE_MIB"],
+        ).table_options
+        cache = 32 if component(workload) == "orders" else 8
+        assert options["block_cache_size"] == cache * 1024 * 1024, component(workload)
+        assert options["write_buffer_size"] == 4 * 1024 * 1024
 
 
 def test_statefulset_workers_keep_their_group_membership_across_restarts() -> None:

@@ -1,12 +1,15 @@
 """ModelTable: a read-modify-write of a frozen model decodes the stored value once,
 and a read always gives what the stored bytes decode to."""
 
+from pathlib import Path
 from typing import Any
 
 import faust
 import pytest
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
+from services.runtime.consumer import App
+from services.runtime.settings import ServiceSettings
 from services.runtime.tables import ModelTable
 
 
@@ -100,3 +103,29 @@ def test_a_deleted_key_reads_as_missing() -> None:
     assert things.get("k") is not None
     del things["k"]
     assert things.get("k") is None
+
+
+def rocksdb_table(tmp_path: Path, **settings: Any) -> Any:
+    """The RocksDB store of a ModelTable on an app configured as the runtime does."""
+    configured = ServiceSettings(service="test", web_port=8009, store="rocksdb://", **settings)
+    app = App(f"test-rocksdb-{tmp_path.name}", store=configured.store, datadir=str(tmp_path))
+    app.table_options = configured.table_options
+    return ModelTable(app, "things", Frozen, help="things").table.data
+
+
+def test_rocksdb_tables_bound_their_memory_per_partition(tmp_path: Path) -> None:
+    options = rocksdb_table(tmp_path).rocksdb_options
+    # Faust's defaults are 3 x 64 MiB of write buffers and a 2 GiB block cache.
+    assert options.write_buffer_size == 4 * 1024 * 1024
+    assert options.max_write_buffer_number == 2
+    assert options.block_cache_size == 8 * 1024 * 1024
+
+
+def test_rocksdb_memory_is_a_setting(tmp_path: Path) -> None:
+    options = rocksdb_table(tmp_path, rocksdb_write_buffer_mib=16, rocksdb_block_cache_mib=64).rocksdb_options
+    assert options.write_buffer_size == 16 * 1024 * 1024
+    assert options.block_cache_size == 64 * 1024 * 1024
+
+
+def test_in_memory_tables_get_no_rocksdb_options() -> None:
+    assert ServiceSettings(service="test", web_port=8009, store="memory://").table_options == {}
