@@ -45,10 +45,10 @@ class ModelTable(Generic[M]):
         self._remembers = bool(model.model_config.get("frozen"))
         self._last: tuple[bytes, bytes, M] | None = None  # key, its stored bytes, decoded
         self._watchers: list[Callable[[str, M | None, M], None]] = []
-        # Keys are raw bytes on the changelog, as on the event topics, so a key
-        # hashes to the same partition number everywhere (see cluster.Cluster).
         # A copy: Faust's RocksDB store pops keys from the options it is given.
         options = dict(getattr(app, "table_options", {}))
+        # Keys are raw bytes on the changelog, as on the event topics, so a key
+        # hashes to the same partition number everywhere (see cluster.Cluster).
         self.table: TableT[bytes, bytes] = kind(
             name, key_type=bytes, value_type=bytes, default=None, help=help, options=options
         )

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from schemas.envelope import CloudEvent
 from schemas.events import DealClosed, LeadQualified, Outcome
 from services.runtime.errors import NotFound
-from services.runtime.tallies import Tally
+from services.runtime.tallies import Settling, Tally
 from services.sales import metrics, topics
 from services.sales.app import catalog, clock, deals, desk, placements, queue, roster, runtime, settings
 from services.sales.commands import AssignDeal, CloseDeal, MoveStage, RecordContact, RecordObjection
@@ -23,7 +23,7 @@ from services.sales.domain.assignment import Desk, DeskRequest, DrainDesk, Place
 from services.sales.domain.catalog import quote
 from services.sales.domain.deals import Assignment, Deal
 from services.sales.domain.follow_up import follow_up
-from services.sales.domain.pipeline import PipelineFigures, contribution, figures_from
+from services.sales.domain.pipeline import PipelineFigures, contribution, figures_from, settled
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,12 @@ def local_desks() -> list[tuple[str, Desk]]:
 
 
 # Kept as deals are written: a scrape reads sums, not the deals table.
-PIPELINE = Tally(runtime.cluster, deals, lambda deal: contribution(deal, settings.follow_up_sla))
+PIPELINE = Tally(
+    runtime.cluster,
+    deals,
+    lambda deal: contribution(deal, settings.follow_up_sla),
+    settling=Settling(settled, clock.now),
+)
 
 
 # The forecast's sums, kept the same way (see domain/forecast.py).

@@ -141,11 +141,13 @@ def _families() -> list[GaugeMetricFamily]:
         ),
         GaugeMetricFamily(
             "leadflow_sales_sla_breached_deals",
-            "Deals whose first contact came after the follow-up SLA, or has not come and is overdue.",
+            "Deals whose first contact came after the follow-up SLA, or has not come and is overdue"
+            " (counted within a thousandth of the SLA, at least 1 s, of falling due).",
         ),
         GaugeMetricFamily(
             "leadflow_sales_sla_overdue_deals",
-            "Open deals still waiting for their first contact after the follow-up SLA ran out.",
+            "Open deals still waiting for their first contact after the follow-up SLA ran out"
+            " (counted within a thousandth of the SLA, at least 1 s, of falling due).",
         ),
         GaugeMetricFamily("leadflow_sales_unassigned_deals", "Open deals no rep owns yet."),
         GaugeMetricFamily("leadflow_sales_rep_open_deals", "Open deals each rep owns.", labels=["rep"]),

@@ -1,10 +1,11 @@
 """The pipeline as a whole: which deals a list asks for, and the figures the
 metrics report (open deals by stage, pipeline value, follow-up breaches)."""
 
+import math
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -52,6 +53,29 @@ UNASSIGNED_OPEN = "unassigned"
 LATE_CONTACT = "late_contact"
 AWAITING = "awaiting"  # not contacted yet, with the time its SLA runs out
 AWAITING_OPEN = "awaiting_open"
+# Where awaiting counts whose time ran out are summed, whatever the time was: earlier than any `now`.
+PAST = datetime.min.replace(tzinfo=UTC)
+# How many due times an SLA is cut into: the sums keep at most this many per kind,
+# and a breach is counted at most SLA / DUE_STEPS after it happens.
+DUE_STEPS = 1000
+
+
+def due_step(deal: Deal, sla: timedelta) -> datetime:
+    """The end of the step of time in which `deal`'s follow-up falls due (steps of
+    SLA / DUE_STEPS, at least a second): deals due in the same step share one sum."""
+    step = max(sla.total_seconds() / DUE_STEPS, 1.0)
+    due = (deal.opened_at + sla).timestamp()
+    return datetime.fromtimestamp(math.ceil(due / step) * step, UTC)
+
+
+def settled(name: Hashable, now: datetime) -> Hashable:
+    """The name a contribution is summed under at `now`: once its due time has
+    passed, an awaiting count joins the one sum of those past due (`PAST`), so the
+    sums hold a name per due step only while the step is still to come."""
+    match name:
+        case (str() as kind, datetime() as due) if due < now:
+            return (kind, PAST)
+    return name
 
 
 def contribution(deal: Deal, sla: timedelta) -> dict[Hashable, Any]:
@@ -59,9 +83,9 @@ def contribution(deal: Deal, sla: timedelta) -> dict[Hashable, Any]:
     as they are written, the figures at any time come from the sums alone
     (`figures_from`), without reading a deal again."""
     adds: dict[Hashable, Any] = {}
-    due = deal.opened_at + sla
+    due = due_step(deal, sla)
     if deal.first_contact_at is not None:
-        adds[LATE_CONTACT] = int(deal.first_contact_at > due)
+        adds[LATE_CONTACT] = int(deal.first_contact_at > deal.opened_at + sla)
     else:
         adds[(AWAITING, due)] = 1
     if deal.is_closed:

@@ -1,7 +1,7 @@
 """Tallies: counts kept as a table is written, rebuilt after every rebalance."""
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from services.runtime.cluster import Unavailable
-from services.runtime.tallies import Tally
+from services.runtime.tallies import Settling, Tally
 
 
 class Order(BaseModel):
@@ -141,3 +141,54 @@ def test_amounts_are_summed_and_a_replaced_entry_takes_its_old_amount_away() -> 
     assert value.totals() == {"created": Decimal("4.50"), "confirmed": Decimal("10.50")}
     table["b"] = Order(status="confirmed", total=Decimal("4.50"))
     assert value.totals() == {"confirmed": Decimal("15.00")}
+
+
+class Deadlines:
+    """A tally of orders by the day they fall due, where days gone by settle into one
+    count: its clock moves as a test says."""
+
+    PAST = datetime.min.replace(tzinfo=UTC)
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, tzinfo=UTC)
+        self.table, self.cluster = FakeTable(), FakeCluster()
+        self.tally: Tally[Order] = Tally(
+            self.cluster,  # type: ignore[arg-type]
+            self.table,  # type: ignore[arg-type]
+            lambda order: {("due", order.at): 1},
+            settling=Settling(self.settled, lambda: self.now),
+        )
+
+    def settled(self, name: Any, now: datetime) -> Any:
+        kind, due = name
+        return (kind, self.PAST) if due < now else name
+
+    def due_in(self, days: int) -> Order:
+        return Order(status="created", at=self.now + timedelta(days=days))
+
+
+def test_names_whose_time_came_settle_into_one_so_the_totals_stay_small() -> None:
+    deadlines = Deadlines()
+    deadlines.tally.totals()
+    for n in range(10_000):
+        deadlines.table[f"o{n}"] = deadlines.due_in(1)
+        deadlines.now += timedelta(hours=1)
+    # Never read meanwhile, yet a name per deadline still to come, and one for the rest.
+    assert len(deadlines.tally._totals) <= 2 * 32 + 1
+    totals = deadlines.tally.totals()
+    assert totals[("due", Deadlines.PAST)] == 10_000 - 24
+    assert len(totals) == 25
+    assert sum(totals.values()) == 10_000
+
+
+def test_an_entry_replaced_after_its_time_came_takes_away_what_it_added() -> None:
+    deadlines = Deadlines()
+    deadlines.tally.totals()
+    deadlines.table["a"] = deadlines.due_in(1)
+    deadlines.table["b"] = deadlines.due_in(2)
+    deadlines.now += timedelta(days=3)
+    deadlines.table["a"] = deadlines.due_in(1)  # added under a time to come, taken away once past
+    expected = {("due", Deadlines.PAST): 1, ("due", deadlines.now + timedelta(days=1)): 1}
+    assert deadlines.tally.totals() == expected
+    deadlines.cluster.rebalance({0})  # rebuilt from the table: the same totals
+    assert deadlines.tally.totals() == expected
