@@ -39,6 +39,7 @@ from services.runtime.logs import logging_config
 from services.runtime.membership import hand_over
 from services.runtime.sensor import LeadflowMonitor
 from services.runtime.settings import ServiceSettings
+from services.runtime.store_metrics import watch_store_memory
 from services.runtime.topics import TopicSpec, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class ServiceRuntime:
         self.app.monitor = _monitor()
         self.app.hand_over = partial(hand_over, settings)
         self.app.table_options = settings.table_options
+        watch_store_memory(self.app)
         self.dead_letters = DeadLetters(self.app, settings.service)
         self.publisher = EventPublisher(self.app, settings.source, settings.id_namespace)
         self.cluster = Cluster(self.app, settings.url, settings.command_timeout_seconds)

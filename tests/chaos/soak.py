@@ -13,12 +13,13 @@ dead letter.
 The memory verdict, per worker, compares the end of the run with the end of the
 warm-up. The tables grow with every lead in this product (each lead, deal and
 order is kept), so what growth the data explains depends on where it lives:
-- `rocksdb://`: records live on disk; memory holds the store's caches and its
-  write buffers. The buffers hold what the write-ahead log on disk holds until
-  they are flushed (up to 64 MiB per partition's database with Faust's defaults),
-  and RSS keeps their high-water mark, so RSS net of the most the write-ahead
-  logs held must not grow more than 20% after the warm-up. A leak per lead or
-  per request shows here, and so does a cache that grows with the data.
+- `rocksdb://`: records live on disk; memory holds each partition's database's
+  write buffers, block cache and index readers, which fill up to their bound as
+  the data grows. The worker's /metrics reports what RocksDB counts of them
+  (`leadflow_table_store_memory_bytes`), and RSS keeps their high-water mark (a
+  flushed buffer's memory stays with the allocator), so RSS net of the most the
+  stores held must not grow more than 20% after the warm-up. A leak per lead or
+  per request shows here, and so does a cache that outgrows its bound.
 - `memory://` (the runtime's default): every record lives in the heap, so RSS
   grows by a steady cost per record. The figure judged is that cost, the memory
   above the idle worker per stored record, (RSS - RSS idle) / records; it must
@@ -103,6 +104,8 @@ SCRAPE_TIMEOUT = 60.0
 WARMUP_MIN_SECONDS = 120.0
 # RocksDB's write-ahead log files (its info log is LOG).
 WAL = re.compile(r"\d+\.log")
+# What the worker's RocksDB stores hold in memory, as RocksDB counts it (absent in memory).
+STORE_MEMORY = "leadflow_table_store_memory_bytes"
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -220,6 +223,13 @@ def records_in(metrics: str, name: str) -> int:
     )
 
 
+@dataclass(frozen=True)
+class Scrape:
+    records: int | None  # None if the scrape failed
+    store_mib: float | None
+    seconds: float
+
+
 @dataclass
 class Sample:
     """One look at the system; per-worker figures are keyed by worker name."""
@@ -239,10 +249,12 @@ class Sample:
     scrape_s: dict[str, float] = field(default_factory=dict)
     disk_mib: dict[str, float] = field(default_factory=dict)
     wal_mib: dict[str, float] = field(default_factory=dict)
-    # The most the write-ahead logs held so far: RocksDB's write buffers at their
-    # high-water mark, which RSS keeps (a flushed buffer's memory stays with the
-    # allocator and serves the next ones).
-    wal_peak_mib: dict[str, float] = field(default_factory=dict)
+    # What the RocksDB stores held in memory (write buffers, block cache, index
+    # readers), as the worker reports it; None if the scrape failed.
+    store_mib: dict[str, float | None] = field(default_factory=dict)
+    # The most they held so far, which RSS keeps (a flushed buffer's memory stays
+    # with the allocator and serves the next ones).
+    store_peak_mib: dict[str, float] = field(default_factory=dict)
 
     def total(self, service: str) -> int:
         return sum(n or 0 for w, n in self.records.items() if w.startswith(f"{service}-"))
@@ -261,26 +273,30 @@ class Sampler:
         at = 0.0 if self.phase == "idle" else time.monotonic() - self.origin
         taken = Sample(round(at, 1), self.phase, len(self.truth.captured), len(self.truth.closed))
         scrapes = await asyncio.gather(*(self._scrape(w) for w in self.workers))
-        for worker, (records, seconds) in zip(self.workers, scrapes, strict=True):
+        for worker, scrape in zip(self.workers, scrapes, strict=True):
             used = usage(worker.pid)
             taken.rss_mib[worker.name], taken.peak_mib[worker.name] = used.rss_mib, used.peak_mib
             taken.cpu_s[worker.name], taken.children[worker.name] = used.cpu_s, used.children
-            taken.records[worker.name], taken.scrape_s[worker.name] = records, round(seconds, 3)
+            taken.records[worker.name], taken.scrape_s[worker.name] = scrape.records, round(scrape.seconds, 3)
             disk = await asyncio.to_thread(disk_mib, Path(worker.env["LEADFLOW_DATA_DIR"]))
             taken.disk_mib[worker.name], taken.wal_mib[worker.name] = disk
-            before = self.samples[-1].wal_peak_mib.get(worker.name, 0.0) if self.samples else 0.0
-            taken.wal_peak_mib[worker.name] = max(before, disk[1])
+            taken.store_mib[worker.name] = scrape.store_mib
+            before = self.samples[-1].store_peak_mib.get(worker.name, 0.0) if self.samples else 0.0
+            taken.store_peak_mib[worker.name] = max(before, scrape.store_mib or 0.0)
         self.samples.append(taken)
         return taken
 
-    async def _scrape(self, worker: SupervisedWorker) -> tuple[int | None, float]:
+    async def _scrape(self, worker: SupervisedWorker) -> Scrape:
         started = time.monotonic()
         try:
             response = await self.http.get(f"{worker.url}/metrics", timeout=SCRAPE_TIMEOUT)
             response.raise_for_status()
         except httpx.HTTPError:
-            return None, time.monotonic() - started
-        return records_in(response.text, RECORDS[worker.service]), time.monotonic() - started
+            return Scrape(None, None, time.monotonic() - started)
+        store_mib = round(records_in(response.text, STORE_MEMORY) / 2**20, 1)
+        return Scrape(
+            records_in(response.text, RECORDS[worker.service]), store_mib, time.monotonic() - started
+        )
 
     async def every(self, seconds: float) -> None:
         """A sample every `seconds` and a line on the console, until cancelled."""
@@ -317,9 +333,9 @@ class Judged:
     # Memory above the idle worker per record of its main table.
     kib_per_record_warm: float | None
     kib_per_record_end: float | None
-    # RocksDB's write buffers at their high-water mark (see Sample.wal_peak_mib).
-    buffers_warm_mib: float
-    buffers_end_mib: float
+    # The RocksDB stores' memory at its high-water mark (see Sample.store_peak_mib).
+    stores_warm_mib: float
+    stores_end_mib: float
     growth_pct: float  # RSS at the end over RSS at the end of the warm-up
     unexplained_pct: float  # what the verdict judges (see the module docstring)
     passed: bool
@@ -341,10 +357,9 @@ def judge(
         # The records explain their own cost, which must stay what it was.
         unexplained = 100 * (per_end / per_warm - 1)
     else:
-        # On disk, RSS net of the write buffers (at their high-water mark; up to
-        # 64 MiB per partition's database with Faust's defaults) stays flat.
-        net_warm = rss_warm - warm.wal_peak_mib[worker]
-        net_end = rss_end - end.wal_peak_mib[worker]
+        # On disk, RSS net of what the stores held at most stays flat.
+        net_warm = rss_warm - warm.store_peak_mib[worker]
+        net_end = rss_end - end.store_peak_mib[worker]
         unexplained = 100 * (net_end / net_warm - 1)
     return Judged(
         worker,
@@ -355,8 +370,8 @@ def judge(
         records_end,
         None if per_warm is None else round(per_warm, 2),
         None if per_end is None else round(per_end, 2),
-        warm.wal_peak_mib[worker],
-        end.wal_peak_mib[worker],
+        warm.store_peak_mib[worker],
+        end.store_peak_mib[worker],
         round(growth, 1),
         round(unexplained, 1),
         passed=not math.isnan(unexplained) and unexplained <= max_growth_pct,
@@ -384,7 +399,12 @@ def plot(path: Path, samples: list[Sample], warm: Sample | None, load_end_s: flo
         idle = samples[0].rss_mib[worker]
         records = [math.nan if s.records.get(worker) is None else s.records[worker] for s in samples]
         cost = [_kib_per_record(s.rss_mib[worker], idle, s.records.get(worker) or 0) for s in samples]
-        rss_axes.plot(minutes, [s.rss_mib[worker] for s in samples], marker=".", label=worker)
+        line = rss_axes.plot(minutes, [s.rss_mib[worker] for s in samples], marker=".", label=worker)[0]
+        stores = [s.store_mib.get(worker) for s in samples]
+        if any(stores):  # RocksDB's own memory, within the RSS
+            rss_axes.plot(
+                minutes, [math.nan if v is None else v for v in stores], color=line.get_color(), ls="--"
+            )
         records_axes.plot(minutes, records, marker=".", label=worker)
         cost_axes.plot(minutes, [math.nan if c is None else c for c in cost], marker=".", label=worker)
         cpu_axes.plot(minutes[1:], cpu_percent(samples, worker), marker=".", label=worker)
@@ -396,7 +416,7 @@ def plot(path: Path, samples: list[Sample], warm: Sample | None, load_end_s: flo
         disk.plot(minutes, disk_mib, color="grey", alpha=0.6)
         disk.plot(minutes, [sum(s.wal_mib.values()) for s in samples], color="grey", linestyle=":")
         disk.set_ylabel("on disk, MiB (grey; dotted: write-ahead logs)")
-    rss_axes.set_ylabel("RSS, MiB")
+    rss_axes.set_ylabel("RSS, MiB (dashed: RocksDB's memory within it)")
     records_axes.set_ylabel("records in the main table")
     cost_axes.set_ylabel("KiB above idle per record")
     load_axes = cpu_axes.twinx()
@@ -417,7 +437,7 @@ def plot(path: Path, samples: list[Sample], warm: Sample | None, load_end_s: flo
 def render(judged: list[Judged], samples: list[Sample]) -> None:
     table = Table(title="Soak: memory per worker (warm = end of the warm-up)")
     columns = ["worker", "RSS idle", "RSS warm", "RSS end", "records warm", "records end"]
-    columns += ["KiB/record warm", "KiB/record end", "write buffers MiB", "growth", "unexplained", "verdict"]
+    columns += ["KiB/record warm", "KiB/record end", "RocksDB MiB (peak)", "growth", "unexplained", "verdict"]
     for column in columns:
         table.add_column(column)
     for j in judged:
@@ -428,7 +448,7 @@ def render(judged: list[Judged], samples: list[Sample]) -> None:
             str(j.records_warm),
             str(j.records_end),
             *per,
-            f"{j.buffers_warm_mib:.0f} → {j.buffers_end_mib:.0f}",
+            f"{j.stores_warm_mib:.0f} → {j.stores_end_mib:.0f}",
             f"{j.growth_pct:+.1f}%",
             f"{j.unexplained_pct:+.1f}%",
             "[green]pass[/green]" if j.passed else "[red]fail[/red]",

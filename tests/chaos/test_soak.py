@@ -11,13 +11,13 @@ from tests.chaos.soak import Sample, arguments, judge, warmup_end
 W = "sales-0"
 
 
-def sample(at_s: float, captured: int, rss: float, records: int, wal: float = 0.0) -> Sample:
+def sample(at_s: float, captured: int, rss: float, records: int, stores: float = 0.0) -> Sample:
     return Sample(
         *(at_s, "load", captured, captured),
         load1=0.0,
         rss_mib={W: rss},
         records={W: records},
-        wal_peak_mib={W: wal},
+        store_peak_mib={W: stores},
     )
 
 
@@ -38,11 +38,11 @@ def test_in_memory_a_cost_per_record_that_grows_fails() -> None:
     assert not judge(W, IDLE, warm, end, in_memory=True, max_growth_pct=20).passed
 
 
-def test_on_disk_rss_must_stay_flat_net_of_the_write_buffers() -> None:
-    warm = sample(120, 1_000, 150.0, 1_000, wal=10.0)
-    filled = sample(600, 10_000, 200.0, 10_000, wal=60.0)
+def test_on_disk_rss_must_stay_flat_net_of_what_the_stores_held() -> None:
+    warm = sample(120, 1_000, 150.0, 1_000, stores=10.0)
+    filled = sample(600, 10_000, 200.0, 10_000, stores=60.0)
     assert judge(W, IDLE, warm, filled, in_memory=False, max_growth_pct=20).passed
-    leaked = sample(600, 10_000, 200.0, 10_000, wal=10.0)
+    leaked = sample(600, 10_000, 200.0, 10_000, stores=10.0)
     assert not judge(W, IDLE, warm, leaked, in_memory=False, max_growth_pct=20).passed
 
 

@@ -1,6 +1,7 @@
 """The soak's own bookkeeping: it runs for hours, so a gap must show in milliseconds."""
 
-from tests.chaos.soak import RECORDS, records_in
+from services.runtime.store_metrics import StoreMemory
+from tests.chaos.soak import RECORDS, STORE_MEMORY, records_in
 from tests.chaos.supervisor import SERVICES
 
 
@@ -17,3 +18,15 @@ def test_records_sums_a_counter_over_its_labels() -> None:
         'leadflow_webhooks_recorded_total{event_type="order.created",replay="true"} 2.0\n'
     )
     assert records_in(exposition, "leadflow_webhooks_recorded_total") == 5
+
+
+def test_the_stores_memory_the_soak_reads_is_what_workers_report() -> None:
+    # Named, not imported, in the soak: it judges from outside.
+    assert next(iter(StoreMemory().describe())).name == STORE_MEMORY
+    exposition = (
+        f"# TYPE {STORE_MEMORY} gauge\n"
+        f'{STORE_MEMORY}{{table="leads",kind="memtables"}} 4194304.0\n'
+        f'{STORE_MEMORY}{{table="leads",kind="block_cache"}} 1048576.0\n'
+        f'{STORE_MEMORY}{{table="facts",kind="memtables"}} 1048576.0\n'
+    )
+    assert records_in(exposition, STORE_MEMORY) == 6 * 2**20
