@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import Any, cast
 
+import aiokafka
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
@@ -96,6 +97,13 @@ def uncommitted_stream_partitions(
 
 
 class _SeekingThread(AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Transport) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust passes a fixed fetch_max_wait_ms=1500; the consumer hands its own
+        # value to the fetcher it creates on start (ServiceSettings.fetch_max_wait_ms).
+        consumer._fetch_max_wait_ms = cast(App, self.app).fetch_max_wait_ms
+        return consumer
+
     async def on_thread_stop(self) -> None:
         await super().on_thread_stop()  # the consumer stopped, after its last commit
         hand_over = cast(App, self.app).hand_over
@@ -477,6 +485,8 @@ class App(faust.App):
     hand_over: Callable[[], object] | None = None
     # Options for the store of every table made on this app (ServiceSettings.table_options).
     table_options: Mapping[str, Any] = {}
+    # How long the broker may hold a fetch that finds nothing (ServiceSettings.fetch_max_wait_ms).
+    fetch_max_wait_ms: int = 1500
 
     def _new_transport(self) -> _Transport:
         return _Transport(self.conf.broker_consumer, self)

@@ -87,6 +87,7 @@ class ServiceRuntime:
         self.app.monitor = _monitor()
         self.app.hand_over = partial(hand_over, settings)
         self.app.table_options = settings.table_options
+        self.app.fetch_max_wait_ms = settings.fetch_max_wait_ms
         watch_store_memory(self.app)
         self.dead_letters = DeadLetters(self.app, settings.service)
         self.publisher = EventPublisher(self.app, settings.source, settings.id_namespace)

@@ -46,6 +46,12 @@ class ServiceSettings(BaseSettings):
     # frozen worker. The broker refuses less than 6 s (group.min.session.timeout.ms).
     session_timeout_seconds: float = Field(default=10.0, ge=6.0, le=300.0)
     heartbeat_interval_seconds: float = Field(default=2.0, gt=0)
+    # How long the broker holds a fetch that finds nothing new. Every other request
+    # of the consumer to that broker (the offset lookups of a recovery, the seek to
+    # committed offsets) queues behind it on the same connection: with Faust's fixed
+    # 1,500 ms each step of a restarted worker's recovery took 1.5 s. Records that
+    # arrive end the wait at once, so this costs no latency, only idle fetches.
+    fetch_max_wait_ms: int = Field(default=100, ge=10, le=1500)
 
     store: str = "memory://"
     data_dir: Path = Path(".cache/data")
