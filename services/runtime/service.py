@@ -37,6 +37,7 @@ from services.runtime.events import EventPublisher, event_topic
 from services.runtime.http_metrics import instrument_http
 from services.runtime.logs import logging_config
 from services.runtime.membership import hand_over
+from services.runtime.rocksdb_store import faust_store
 from services.runtime.sensor import LeadflowMonitor
 from services.runtime.settings import ServiceSettings
 from services.runtime.store_metrics import watch_store_memory
@@ -62,7 +63,7 @@ class ServiceRuntime:
             settings.app_id,
             broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
             broker_credentials=_credentials(settings),
-            store=settings.store,
+            store=faust_store(settings.store),
             datadir=str(settings.data_dir / settings.service),
             topic_partitions=settings.topic_partitions,
             topic_replication_factor=settings.topic_replication_factor,
