@@ -41,6 +41,7 @@ from services.runtime.rocksdb_store import faust_store
 from services.runtime.sensor import LeadflowMonitor
 from services.runtime.settings import ServiceSettings
 from services.runtime.store_metrics import watch_store_memory
+from services.runtime.tables import PromptTableManager
 from services.runtime.topics import TopicSpec, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class ServiceRuntime:
             broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
             broker_credentials=_credentials(settings),
             store=faust_store(settings.store),
+            TableManager=PromptTableManager,
             datadir=str(settings.data_dir / settings.service),
             topic_partitions=settings.topic_partitions,
             topic_replication_factor=settings.topic_replication_factor,

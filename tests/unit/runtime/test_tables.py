@@ -1,5 +1,5 @@
 """ModelTable: a read-modify-write of a frozen model decodes the stored value once,
-and a read always gives what the stored bytes decode to."""
+and a read always gives what the stored bytes decode to. And the tables' manager."""
 
 from pathlib import Path
 from typing import Any
@@ -9,8 +9,9 @@ import pytest
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from services.runtime.consumer import App
+from services.runtime.service import ServiceRuntime
 from services.runtime.settings import ServiceSettings
-from services.runtime.tables import ModelTable
+from services.runtime.tables import ModelTable, PromptTableManager
 
 
 class Frozen(BaseModel):
@@ -129,3 +130,24 @@ def test_rocksdb_memory_is_a_setting(tmp_path: Path) -> None:
 
 def test_in_memory_tables_get_no_rocksdb_options() -> None:
     assert ServiceSettings(service="test", web_port=8009, store="memory://").table_options == {}
+
+
+async def test_a_worker_starts_its_tables_without_faust_s_second_of_sleep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runtime = ServiceRuntime(ServiceSettings(service="test", web_port=8009), title="test", description="")
+    manager: Any = runtime.app.tables
+    assert isinstance(manager, PromptTableManager)
+    done: list[str] = []
+
+    async def step(name: str) -> None:
+        done.append(name)
+
+    async def sleep(seconds: float) -> None:
+        done.append(f"sleep {seconds}")
+
+    monkeypatch.setattr(manager, "_update_channels", lambda: step("channels"))
+    monkeypatch.setattr(type(manager.recovery), "start", lambda self: step("recovery"))
+    monkeypatch.setattr(manager, "sleep", sleep)
+    await manager.on_start()
+    assert done == ["channels", "recovery"]
