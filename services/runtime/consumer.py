@@ -488,6 +488,14 @@ class App(faust.App):
     # How long the broker may hold a fetch that finds nothing (ServiceSettings.fetch_max_wait_ms).
     fetch_max_wait_ms: int = 1500
 
+    async def on_stop(self) -> None:
+        await super().on_stop()  # streams drained and acknowledged, tables closed, producer flushed
+        # Faust stops the consumer last, after the HTTP server's graceful wait and the
+        # agents. Stopped now, with its last commit, it hands this worker's partitions
+        # over (membership.py) a second or more sooner; its own turn then does nothing.
+        if self._consumer is not None and self._consumer.started:
+            await self._consumer.stop()
+
     def _new_transport(self) -> _Transport:
         return _Transport(self.conf.broker_consumer, self)
 

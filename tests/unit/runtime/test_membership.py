@@ -2,10 +2,12 @@
 
 from typing import Any
 
+import faust
 import pytest
 
 from services.runtime import membership
 from services.runtime.membership import hand_over, others_in_group
+from services.runtime.service import ServiceRuntime
 from services.runtime.settings import ServiceSettings
 
 
@@ -58,3 +60,28 @@ def test_only_other_members_count() -> None:
     assert others_in_group(described, "orders-1") == 1
     assert others_in_group({"members": [{"group_instance_id": "orders-1"}]}, "orders-1") == 0
     assert others_in_group({"members": []}, "orders-1") == 0
+
+
+async def test_a_stopping_worker_stops_its_consumer_as_soon_as_its_streams_are_drained(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The consumer's stop makes the last commit and then the hand-over. In the app's
+    # own stop, that is before mode stops its children (the HTTP server with its
+    # graceful wait, the agents), where Faust would stop the consumer last.
+    runtime = ServiceRuntime(ServiceSettings(service="test", web_port=8009), title="test", description="")
+    app: Any = runtime.app
+    done: list[str] = []
+
+    async def drained(self: Any) -> None:
+        done.append("streams drained, tables closed, producer flushed")
+
+    class Consumer:
+        started = True
+
+        async def stop(self) -> None:
+            done.append("consumer stopped")
+
+    monkeypatch.setattr(faust.App, "on_stop", drained)
+    app._consumer = Consumer()
+    await app.on_stop()
+    assert done == ["streams drained, tables closed, producer flushed", "consumer stopped"]
