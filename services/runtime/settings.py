@@ -45,7 +45,10 @@ class ServiceSettings(BaseSettings):
     # bounds the stall after a crash without static membership, a scale-down or a
     # frozen worker. The broker refuses less than 6 s (group.min.session.timeout.ms).
     session_timeout_seconds: float = Field(default=10.0, ge=6.0, le=300.0)
-    heartbeat_interval_seconds: float = Field(default=2.0, gt=0)
+    # A worker learns from its next heartbeat that the group rebalances (a worker
+    # handing its partitions over, or one joining): on average half of this passes
+    # before the partitions move.
+    heartbeat_interval_seconds: float = Field(default=1.0, gt=0)
     # How long the broker holds a fetch that finds nothing new. Every other request
     # of the consumer to that broker (the offset lookups of a recovery, the seek to
     # committed offsets) queues behind it on the same connection: with Faust's fixed
