@@ -68,13 +68,13 @@ def test_a_database_held_in_a_reference_cycle_is_collected_when_its_partition_op
     class Holder:
         pass
 
-    holder = Holder()
-    holder.cycle = holder  # type: ignore[attr-defined]
-    holder.db = store._db_for_partition(0)  # type: ignore[attr-defined]
-    del holder
     runs = collections(monkeypatch)
-    gc.disable()  # no automatic collection may free it meanwhile
+    gc.disable()  # no automatic collection may free the cycle before the reopening
     try:
+        holder = Holder()
+        holder.cycle = holder  # type: ignore[attr-defined]
+        holder.db = store._db_for_partition(0)  # type: ignore[attr-defined]
+        del holder
         store.revoke_partitions(table.table, {TP(table.changelog_topic, 0)})
         assert store._db_for_partition(0)[b"lead-1"] == b"{}"
     finally:
