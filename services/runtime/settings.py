@@ -94,6 +94,9 @@ class ServiceSettings(BaseSettings):
         Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
     ] = Field(default=["RS256"], min_length=1)
     auth_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
+    # A token that passed is remembered this long at most (never past its expiry);
+    # 0 checks every request's signature again.
+    auth_token_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     # Set, /metrics answers only to `Authorization: Bearer <this>` (Prometheus'
     # bearer token); unset, it is open like /healthz and /readyz.
     metrics_token: SecretStr | None = None

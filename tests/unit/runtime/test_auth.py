@@ -173,6 +173,78 @@ async def test_a_token_within_the_leeway_is_accepted(key_file: Path) -> None:
     assert answer.status_code == 200, answer.text
 
 
+class _Decodes:
+    """Counts the signature checks PyJWT makes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = jwt.decode
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr("services.runtime.auth.jwt.decode", counted)
+
+
+def _clocked(key_file: Path, now: list[float], **overrides: Any) -> TokenVerifier:
+    """A verifier caching for 60 s whose cache reads the clock `now[0]`."""
+    config = settings(auth_public_key_file=key_file, auth_token_cache_seconds=60, **overrides)
+    return TokenVerifier(config, clock=lambda: now[0])
+
+
+async def test_a_token_that_passed_is_remembered_until_its_expiry_and_no_longer(
+    key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decodes = _Decodes(monkeypatch)
+    now = [time.time()]
+    verifier = _clocked(key_file, now, auth_leeway_seconds=5)
+    # Expired 3 s ago, accepted within the 5 s leeway: good for 2 s more.
+    token = KEYS.token(exp=int(now[0]) - 3)
+    for _ in range(3):
+        assert (await verifier.verify(token)).subject == "rep-anna"
+    assert decodes.count == 1
+    now[0] += 2.5  # past exp + leeway
+    await verifier.verify(token)
+    assert decodes.count == 2
+
+
+async def test_a_remembered_token_is_checked_again_after_the_cache_time(
+    key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decodes = _Decodes(monkeypatch)
+    now = [time.time()]
+    verifier = _clocked(key_file, now)
+    token = KEYS.token(exp=int(now[0]) + 3600)
+    await verifier.verify(token)
+    now[0] += 59
+    await verifier.verify(token)
+    assert decodes.count == 1
+    now[0] += 2
+    await verifier.verify(token)
+    assert decodes.count == 2
+    # 0 turns the cache off.
+    uncached = TokenVerifier(settings(auth_public_key_file=key_file, auth_token_cache_seconds=0))
+    for _ in range(2):
+        await uncached.verify(token)
+    assert decodes.count == 4
+
+
+async def test_a_refused_token_is_not_remembered_and_a_remembered_one_still_needs_the_scope(
+    key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decodes = _Decodes(monkeypatch)
+    api = small_app(settings(auth_public_key_file=key_file))
+    forged = Keys("key-1").token()
+    for _ in range(2):
+        refused_401(await call(api, "POST", "/deals/deal-1/close", forged), "Signature verification failed")
+    assert decodes.count == 2
+    token = KEYS.token()
+    assert (await call(api, "POST", "/deals/deal-1/close", token)).status_code == 200
+    assert (await call(api, "GET", "/orders", token)).status_code == 403
+    assert decodes.count == 3
+
+
 def _unsigned(claims: dict[str, Any]) -> str:
     def part(value: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
