@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -37,7 +38,7 @@ from services.runtime.events import EventPublisher, event_topic
 from services.runtime.http_metrics import instrument_http
 from services.runtime.logs import logging_config
 from services.runtime.membership import hand_over
-from services.runtime.rocksdb_store import faust_store
+from services.runtime.rocksdb_store import discard_unless_stopped_cleanly, faust_store, mark_stopped_cleanly
 from services.runtime.sensor import LeadflowMonitor
 from services.runtime.settings import ServiceSettings
 from services.runtime.store_metrics import watch_store_memory
@@ -259,10 +260,28 @@ class ServiceRuntime:
         loop = type(asyncio.get_event_loop_policy()).__module__
         log.info("worker starting on %s", loop, extra={"service": self.settings.service, "event_loop": loop})
         worker = _Worker(self.app, loglevel=self.settings.log_level.lower())
+        if self.settings.store.startswith("rocksdb:"):
+            tabledir = worker.tabledir = Path(self.app.conf.tabledir)
+            rebuilt = discard_unless_stopped_cleanly(tabledir)
+            if rebuilt:
+                log.warning(
+                    "the last stop was not clean: rebuilding %d table partitions from their changelogs",
+                    len(rebuilt),
+                    extra={"tabledir": str(tabledir)},
+                )
         worker.execute_from_commandline()
 
 
 class _Worker(faust.Worker):
+    # Where the worker's RocksDB tables live; None with the in-memory store.
+    tabledir: Path | None = None
+
+    def stop_and_shutdown(self) -> None:
+        super().stop_and_shutdown()
+        # The app flushed its producer on stop: every table write is on its changelog.
+        if self.tabledir is not None and not (self.crashed or self.app.crashed):
+            mark_stopped_cleanly(self.tabledir)
+
     async def _sentinel_task(self) -> None:
         # mode runs the loop a last full second after every task is gathered, for
         # callbacks still scheduled: a few turns of the loop do, and a stopping

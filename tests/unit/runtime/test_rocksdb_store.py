@@ -9,7 +9,13 @@ from faust import App
 from faust.types import TP
 from pydantic import BaseModel
 
-from services.runtime.rocksdb_store import RocksDBStore, faust_store
+from services.runtime.rocksdb_store import (
+    STOPPED_CLEANLY,
+    RocksDBStore,
+    discard_unless_stopped_cleanly,
+    faust_store,
+    mark_stopped_cleanly,
+)
 from services.runtime.service import ServiceRuntime
 from services.runtime.settings import ServiceSettings
 from services.runtime.tables import ModelTable
@@ -91,3 +97,32 @@ async def test_stopping_drops_every_database_without_a_collection(
     await store.stop()
     assert store._dbs == {}
     assert runs == []
+
+
+def _databases(tabledir: Path) -> list[str]:
+    for name in ("orders-0.db", "orders-3.db"):
+        (tabledir / name).mkdir(parents=True)
+        (tabledir / name / "000004.log").write_bytes(b"a write the changelog may not hold")
+    return sorted(path.name for path in tabledir.glob("*.db"))
+
+
+def test_after_a_stop_that_was_not_clean_the_databases_are_rebuilt(tmp_path: Path) -> None:
+    tabledir = tmp_path / "v1" / "tables"
+    assert _databases(tabledir) == ["orders-0.db", "orders-3.db"]
+    (tabledir / "orders-backups").mkdir()
+    removed = discard_unless_stopped_cleanly(tabledir)
+    assert [path.name for path in removed] == ["orders-0.db", "orders-3.db"]
+    assert [path.name for path in tabledir.iterdir()] == ["orders-backups"]
+    # A first start: nothing there yet, nothing to do.
+    assert discard_unless_stopped_cleanly(tmp_path / "none") == []
+
+
+def test_after_a_clean_stop_the_databases_are_kept_once(tmp_path: Path) -> None:
+    tabledir = tmp_path / "tables"
+    kept = _databases(tabledir)
+    mark_stopped_cleanly(tabledir)
+    assert discard_unless_stopped_cleanly(tabledir) == []
+    assert sorted(path.name for path in tabledir.glob("*.db")) == kept
+    # The mark is used up: if this worker now crashes, the next start rebuilds.
+    assert not (tabledir / STOPPED_CLEANLY).exists()
+    assert len(discard_unless_stopped_cleanly(tabledir)) == 2
