@@ -21,7 +21,7 @@ OOM, a node lost) keeps on its volume a value the changelog never got; the recor
 that made it is delivered again, finds it stored, and does not write it again, so
 the changelog, and every standby and later owner of the partition, never holds
 it. The chaos suite found exactly that: an order served by no worker after its
-order.created went out, and won leads back to qualified in marketing. So a worker
+order.created went out (seed 912). So a worker
 trusts its databases only after a clean stop (`mark_stopped_cleanly`, once the
 producer flushed every changelog record); after any other stop it rebuilds them
 from the changelogs (`discard_unless_stopped_cleanly`).
@@ -46,10 +46,14 @@ SCHEME = "leadflow-rocksdb"
 STORES.aliases[SCHEME] = f"{__name__}:RocksDBStore"
 
 
+def is_rocksdb(store: str) -> bool:
+    """Whether a `LEADFLOW_STORE` keeps tables in RocksDB."""
+    return store.partition(":")[0] == "rocksdb"
+
+
 def faust_store(store: str) -> str:
     """The store URL to give Faust for a `LEADFLOW_STORE`: ours in place of rocksdb."""
-    scheme, _, rest = store.partition(":")
-    return f"{SCHEME}:{rest}" if scheme == "rocksdb" else store
+    return f"{SCHEME}:{store.partition(':')[2]}" if is_rocksdb(store) else store
 
 
 class RocksDBStore(Store):

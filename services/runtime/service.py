@@ -38,7 +38,12 @@ from services.runtime.events import EventPublisher, event_topic
 from services.runtime.http_metrics import instrument_http
 from services.runtime.logs import logging_config
 from services.runtime.membership import hand_over
-from services.runtime.rocksdb_store import discard_unless_stopped_cleanly, faust_store, mark_stopped_cleanly
+from services.runtime.rocksdb_store import (
+    discard_unless_stopped_cleanly,
+    faust_store,
+    is_rocksdb,
+    mark_stopped_cleanly,
+)
 from services.runtime.sensor import LeadflowMonitor
 from services.runtime.settings import ServiceSettings
 from services.runtime.store_metrics import watch_store_memory
@@ -260,7 +265,7 @@ class ServiceRuntime:
         loop = type(asyncio.get_event_loop_policy()).__module__
         log.info("worker starting on %s", loop, extra={"service": self.settings.service, "event_loop": loop})
         worker = _Worker(self.app, loglevel=self.settings.log_level.lower())
-        if self.settings.store.startswith("rocksdb:"):
+        if is_rocksdb(self.settings.store):
             tabledir = worker.tabledir = Path(self.app.conf.tabledir)
             rebuilt = discard_unless_stopped_cleanly(tabledir)
             if rebuilt:
