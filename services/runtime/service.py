@@ -29,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from schemas.topics import dead_letter_topic
 from services.runtime.auth import Authorizer, Forbidden, NotConfigured, Unauthenticated
 from services.runtime.body_limit import BodyLimit
+from services.runtime.changelog_fence import FencedTable
 from services.runtime.cluster import Cluster, Forwarded, Unavailable
 from services.runtime.commands import Commands, CommandTimeout
 from services.runtime.consumer import App
@@ -72,6 +73,7 @@ class ServiceRuntime:
             broker_credentials=_credentials(settings),
             store=faust_store(settings.store),
             TableManager=PromptTableManager,
+            Table=FencedTable,
             datadir=str(settings.data_dir / settings.service),
             topic_partitions=settings.topic_partitions,
             topic_replication_factor=settings.topic_replication_factor,

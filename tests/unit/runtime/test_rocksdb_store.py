@@ -52,7 +52,7 @@ def test_a_worker_on_rocksdb_keeps_its_tables_in_this_store(tmp_path: Path) -> N
     runtime = ServiceRuntime(settings, title="orders", description="")
     table = ModelTable(runtime.app, "things", Thing, help="things")
     assert isinstance(table.table.data, RocksDBStore)
-    assert faust_store("memory://") == "memory://"
+    assert faust_store("memory://") == "leadflow-memory://"
 
 
 def test_a_partition_revoked_and_assigned_again_opens_at_once_without_a_collection(
