@@ -172,16 +172,44 @@ class _FlowControl(FlowControlEvent):
         self.consumer: _Consumer | None = None
         # Set by the seek that ends a recovery, for the resume that follows it.
         self.keep_standby_records = False
+        # The stall gate: see `is_active`. `stall_limit` None: no gate (no group).
+        self.stall_limit: float | None = None
+        self.stall_hold = 0.0
+        self._beat = time.monotonic()
+        self._woke: float | None = None
 
     def suspend(self) -> None:
         self.keep_standby_records = False
         super().suspend()
 
     def resume(self) -> None:
+        # A rebalance ended: the partitions held now are ours.
+        self._woke, self._beat = None, time.monotonic()
         try:
             super().resume()
         finally:
             self.keep_standby_records = False
+
+    def beat(self) -> None:
+        """Called often by the worker's loop; a long gap between two is a stall."""
+        self._stalled(time.monotonic())
+        self._beat = time.monotonic()
+
+    def _stalled(self, now: float) -> bool:
+        if self.stall_limit is not None and now - self._beat > self.stall_limit:
+            self._woke, self._beat = now, now
+        return self._woke is not None and now - self._woke < self.stall_hold
+
+    def is_active(self) -> bool:
+        """Faust's, but not just after the worker woke from a stall long enough to
+        have cost it its place in the group (frozen, SIGSTOPped, starved of CPU).
+
+        Its partitions may be another worker's by now, and what it handles would
+        write stale values over the new owner's (the changelog fence only catches
+        writes made before the stall). So streams skip their records until a
+        rebalance ends, or, if none comes (the group kept the worker), for a few
+        heartbeats; the records are read again."""
+        return bool(super().is_active()) and not self._stalled(time.monotonic())
 
     def clear(self) -> None:
         consumer = self.consumer
@@ -222,6 +250,10 @@ class _Consumer(Consumer):
         flow_control = self.app.flow_control
         if isinstance(flow_control, _FlowControl):
             flow_control.consumer = self
+            # A stall this long may have outlasted the session (heartbeats every interval).
+            conf = self.app.conf
+            flow_control.stall_limit = conf.broker_session_timeout - conf.broker_heartbeat_interval
+            flow_control.stall_hold = 2 * conf.broker_heartbeat_interval
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _SeekingThread(self, loop=self.loop, beacon=self.beacon)
@@ -406,6 +438,12 @@ class _Consumer(Consumer):
     @Service.timer(1.0)
     async def _watch_handed_over(self) -> None:
         self.read_again_what_vanished()
+
+    @Service.timer(0.5)
+    async def _beat(self) -> None:
+        flow_control = self.app.flow_control
+        if isinstance(flow_control, _FlowControl):
+            flow_control.beat()
 
     def read_again_what_vanished(self) -> None:
         """Read again a record that was handed over but vanished on the way.
