@@ -19,6 +19,7 @@ Generations only ever grow, unless the group is deleted and made anew; then the
 record is newer than the fence and is taken, and the fence starts again from it.
 """
 
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,7 +85,18 @@ def admitted(fences: dict[int, Fence], batch: Iterable[EventT[Any]]) -> Iterator
 
 
 class FencedTable(faust.Table[Any, Any]):
-    """Faust's table, whose changelog records carry the writer's generation."""
+    """Faust's table, whose changelog records carry the writer's generation; a
+    store that tracks its writes in flight hears of each acknowledgement."""
+
+    def _on_changelog_sent(self, fut: FutureMessage) -> None:
+        acked = getattr(self.data, "on_changelog_acked", None)
+        if acked is None or self.app.in_transaction:
+            super()._on_changelog_sent(fut)
+            return
+        result, message = fut.result(), fut.message
+        generation = writer_generation(message.headers)
+        written = Fence(-1 if generation is None else generation, round((message.timestamp or 0.0) * 1000))
+        acked(result.topic_partition, result.offset, message.key, written)
 
     def send_changelog(
         self,
@@ -99,6 +111,9 @@ class FencedTable(faust.Table[Any, Any]):
             value=value,
             partition=partition,
             headers=[(GENERATION_HEADER, str(self.app.consumer_generation_id).encode())],
+            # When the table was written: the producer would stamp the time it sends,
+            # and a frozen worker sends what it buffered after it wakes.
+            timestamp=time.time(),
             key_serializer=key_serializer or self.key_serializer,
             value_serializer=value_serializer or self.value_serializer,
             callback=self._on_changelog_sent,

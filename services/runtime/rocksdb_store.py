@@ -17,14 +17,19 @@ write).
 
 A table write reaches the partition's database at once, and its changelog record
 a moment later, when the producer sends it. A worker killed in between (SIGKILL,
-OOM, a node lost) keeps on its volume a value the changelog never got; the record
-that made it is delivered again, finds it stored, and does not write it again, so
-the changelog, and every standby and later owner of the partition, never holds
+OOM, a node lost) kept on its volume a value the changelog never got; the record
+that made it was delivered again, found it stored, and did not write it again, so
+the changelog, and every standby and later owner of the partition, never held
 it. The chaos suite found exactly that: an order served by no worker after its
-order.created went out (seed 912). So a worker
-trusts its databases only after a clean stop (`mark_stopped_cleanly`, once the
-producer flushed every changelog record); after any other stop it rebuilds them
-from the changelogs (`discard_unless_stopped_cleanly`).
+order.created went out (seed 912). So a write keeps, in the same database and
+the same atomic batch, the value it replaced until its changelog record is
+acknowledged (`before` + key); the acknowledgement removes it with the same
+batch that moves the persisted offset. A worker starting after a stop that was
+not clean puts those values back (`restore_writes_in_flight`) and replays the
+changelog from the persisted offset, which brings back every write that did
+reach it. Only the writes in flight are undone: a restart does not replay what
+the database already holds (rebuilding it all took as long as a replay of the
+whole changelog).
 
 Each partition's database also keeps its changelog fence beside the persisted
 offset, so a replay that goes on from there still skips a past owner's late
@@ -32,22 +37,24 @@ writes (changelog_fence.py).
 """
 
 import gc
-import shutil
-import time
-from collections.abc import Callable, Iterable, Set
+from collections.abc import Callable, Iterable, Iterator, Set
 from pathlib import Path
 from typing import Any, cast
 
 from faust.stores import STORES
 from faust.stores.rocksdb import Store
+from faust.streams import current_event
 from faust.types import TP, CollectionT, EventT
 from rocksdict import Rdict, WriteBatch
 
 from services.runtime import memory_store
 from services.runtime.changelog_fence import Fence, admitted
 
-# In the tables' directory while the databases there match their changelogs.
-STOPPED_CLEANLY = "stopped-cleanly"
+# Our own keys in a partition's database, hidden from the table: `BEFORE` + key
+# holds the value a write in flight replaced, NOTHING or SOMETHING + its bytes.
+OURS = b"__leadflow\x00"
+BEFORE = OURS + b"before__"
+NOTHING, SOMETHING = b"\x00", b"\x01"
 
 # Faust finds a store by its URL's scheme.
 SCHEME = "leadflow-rocksdb"
@@ -72,16 +79,91 @@ class RocksDBStore(Store):
         # Per partition, the changelog fence its database holds (changelog_fence.py),
         # kept beside the persisted offset: "<offset> <fence>".
         self._fences: dict[int, Fence] = {}
+        # Writes whose changelog record is not acknowledged yet, per partition and key.
+        self._in_flight: dict[tuple[int, bytes], int] = {}
+        # Per partition, the changelog offset through which the database holds every
+        # record (see `_follows`); -2 once a run of acknowledgements broke.
+        self._through: dict[int, int] = {}
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        event = current_event()
+        assert event is not None  # a table is written by an agent, while it handles an event
+        partition = event.message.partition
+        self._key_index[key] = partition
+        self._write(partition, key, value)
+
+    def _del(self, key: bytes) -> None:
+        event = current_event()
+        assert event is not None
+        self._write(event.message.partition, key, None)
+
+    def _write(self, partition: int, key: bytes, value: bytes | None) -> None:
+        db = self._db_for_partition(partition)
+        write = WriteBatch(raw_mode=True)
+        in_flight = self._in_flight.get((partition, key), 0)
+        if not in_flight:
+            replaced = db.get(key)
+            write.put(BEFORE + key, NOTHING if replaced is None else SOMETHING + bytes(replaced))
+        self._in_flight[(partition, key)] = in_flight + 1
+        if value is None:
+            write.delete(key)
+        else:
+            write.put(key, value)
+        db.write(write)
+
+    def on_changelog_acked(self, tp: TP, offset: int, key: bytes, written: Fence) -> None:
+        """The changelog record of a write of `key` is on the broker, at `offset`;
+        `written`: its generation and when it was written."""
+        partition = tp.partition
+        left = self._in_flight.pop((partition, key), 1) - 1
+        write = WriteBatch(raw_mode=True)
+        if left:
+            self._in_flight[(partition, key)] = left
+        else:
+            write.delete(BEFORE + key)
+        if self._follows(partition, offset):
+            self._fences[partition] = self._fence(partition).after(written.generation, written.written_ms)
+            write.put(self.offset_key, self._offset_value(partition, offset))
+        self._db_for_partition(partition).write(write)
+
+    def _follows(self, partition: int, offset: int) -> bool:
+        """Whether `offset` comes right after what the database holds of its
+        changelog, and so may be persisted as held.
+
+        Acknowledged records of a partition's owner follow one another, unless
+        another worker wrote in between: a worker frozen past its session wakes,
+        and acknowledgements of what it buffered arrive after the new owner's
+        records, which its database never got. Faust would persist such an offset
+        and a later start would read on from there (chaos seed 916: 200 leads
+        lost). So the persisted offset stays where the run broke, and a replay
+        from there brings what the database missed."""
+        through = self._through.get(partition)
+        if through is None:
+            through = self._read_offset_key(partition)[0]
+            through = -1 if through is None else through
+        if offset != through + 1:
+            self._through[partition] = -2  # broken: nothing follows until a replay
+            return False
+        self._through[partition] = offset
+        return True
+
+    def _visible_keys(self, db: Rdict) -> Iterator[bytes]:
+        return (key for key in super()._visible_keys(db) if not key.startswith(OURS))
+
+    def _visible_items(self, db: Rdict) -> Iterator[tuple[bytes, bytes]]:
+        return ((key, value) for key, value in super()._visible_items(db) if not key.startswith(OURS))
 
     async def stop(self) -> None:
         self.logger.info("Closing rocksdb on stop")
         self._dbs.clear()
         self._fences.clear()
+        self._through.clear()
 
     def revoke_partitions(self, table: CollectionT, tps: Set[TP]) -> None:
         for tp in tps:
             if tp.topic in table.changelog_topic.topics and self._dbs.pop(tp.partition, None) is not None:
                 self._fences.pop(tp.partition, None)
+                self._through.pop(tp.partition, None)
                 self.logger.info("closing db %s partition %s", tp.topic, tp.partition)
 
     def _read_offset_key(self, partition: int) -> tuple[int | None, Fence]:
@@ -96,18 +178,19 @@ class RocksDBStore(Store):
             self._fences[partition] = self._read_offset_key(partition)[1]
         return self._fences[partition]
 
+    def _offset_value(self, partition: int, offset: int) -> bytes:
+        return f"{offset} {self._fence(partition).encode()}".encode()
+
     def _write_offset_key(self, partition: int, offset: int) -> None:
-        value = f"{offset} {self._fence(partition).encode()}"
-        self._db_for_partition(partition).put(self.offset_key, value.encode())
+        self._db_for_partition(partition).put(self.offset_key, self._offset_value(partition, offset))
 
     def persisted_offset(self, tp: TP) -> int | None:
         return self._read_offset_key(tp.partition)[0]
 
     def set_persisted_offset(self, tp: TP, offset: int) -> None:
-        # A changelog record of this worker, the partition's owner, was acknowledged.
-        now_ms = round(time.time() * 1000)
-        self._fences[tp.partition] = self._fence(tp.partition).after(self.app.consumer_generation_id, now_ms)
-        self._write_offset_key(tp.partition, offset)
+        # Faust's own call: only for a table not written through FencedTable.
+        if self._follows(tp.partition, offset):
+            self._write_offset_key(tp.partition, offset)
 
     def apply_changelog_batch(
         self, batch: Iterable[EventT[Any]], to_key: Callable[[Any], Any], to_value: Callable[[Any], Any]
@@ -132,6 +215,7 @@ class RocksDBStore(Store):
             self._db_for_partition(partition).write(write)
         for partition, offset in read_through.items():
             self._write_offset_key(partition, offset)
+            self._through[partition] = offset
 
     def _open_for_partition(self, partition: int) -> Rdict:
         try:
@@ -144,21 +228,29 @@ class RocksDBStore(Store):
             return cast(Rdict, super()._open_for_partition(partition))
 
 
-def discard_unless_stopped_cleanly(tabledir: Path) -> list[Path]:
-    """Remove the partitions' databases in `tabledir` unless the last worker using
-    them stopped cleanly; return those removed. Either way the mark is gone, so a
-    crash of this worker leaves none."""
-    mark = tabledir / STOPPED_CLEANLY
-    if mark.exists():
-        mark.unlink()
-        return []
-    removed = sorted(tabledir.glob("*.db")) if tabledir.is_dir() else []
-    for database in removed:
-        shutil.rmtree(database)
-    return removed
-
-
-def mark_stopped_cleanly(tabledir: Path) -> None:
-    """After a clean stop: every write in the databases is on its changelog."""
-    tabledir.mkdir(parents=True, exist_ok=True)
-    (tabledir / STOPPED_CLEANLY).touch()
+def restore_writes_in_flight(tabledir: Path) -> int:
+    """Put back, in every partition database in `tabledir`, the values that writes
+    still in flight replaced; return how many. After a clean stop there are none."""
+    restored = 0
+    for path in sorted(tabledir.glob("*.db")) if tabledir.is_dir() else []:
+        db = Rdict(str(path))
+        try:
+            undo = WriteBatch(raw_mode=True)
+            markers = 0
+            for found in db.keys(from_key=BEFORE):
+                marker = cast(bytes, found)
+                if not marker.startswith(BEFORE):
+                    break
+                key, replaced = marker[len(BEFORE) :], cast(bytes, db[marker])
+                if replaced[:1] == SOMETHING:
+                    undo.put(key, replaced[1:])
+                else:
+                    undo.delete(key)
+                undo.delete(marker)
+                markers += 1
+            if markers:
+                db.write(undo)
+                restored += markers
+        finally:
+            db.close()
+    return restored

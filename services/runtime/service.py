@@ -40,10 +40,9 @@ from services.runtime.http_metrics import instrument_http
 from services.runtime.logs import logging_config
 from services.runtime.membership import hand_over
 from services.runtime.rocksdb_store import (
-    discard_unless_stopped_cleanly,
     faust_store,
     is_rocksdb,
-    mark_stopped_cleanly,
+    restore_writes_in_flight,
 )
 from services.runtime.sensor import LeadflowMonitor
 from services.runtime.settings import ServiceSettings
@@ -268,27 +267,18 @@ class ServiceRuntime:
         log.info("worker starting on %s", loop, extra={"service": self.settings.service, "event_loop": loop})
         worker = _Worker(self.app, loglevel=self.settings.log_level.lower())
         if is_rocksdb(self.settings.store):
-            tabledir = worker.tabledir = Path(self.app.conf.tabledir)
-            rebuilt = discard_unless_stopped_cleanly(tabledir)
-            if rebuilt:
+            tabledir = Path(self.app.conf.tabledir)
+            restored = restore_writes_in_flight(tabledir)
+            if restored:
                 log.warning(
-                    "the last stop was not clean: rebuilding %d table partitions from their changelogs",
-                    len(rebuilt),
+                    "the last stop was not clean: undid %d table writes its changelogs may not hold",
+                    restored,
                     extra={"tabledir": str(tabledir)},
                 )
         worker.execute_from_commandline()
 
 
 class _Worker(faust.Worker):
-    # Where the worker's RocksDB tables live; None with the in-memory store.
-    tabledir: Path | None = None
-
-    def stop_and_shutdown(self) -> None:
-        super().stop_and_shutdown()
-        # The app flushed its producer on stop: every table write is on its changelog.
-        if self.tabledir is not None and not (self.crashed or self.app.crashed):
-            mark_stopped_cleanly(self.tabledir)
-
     async def _sentinel_task(self) -> None:
         # mode runs the loop a last full second after every task is gathered, for
         # callbacks still scheduled: a few turns of the loop do, and a stopping

@@ -116,14 +116,15 @@ def test_rocksdb_replays_seed_914_to_won_and_keeps_its_fence_with_the_offset(tmp
     assert reopened.persisted_offset(tp) == 523  # read, though not applied
 
 
-def test_rocksdb_fences_its_own_acknowledged_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rocksdb_fences_its_own_acknowledged_writes(tmp_path: Path) -> None:
     store = _rocksdb(tmp_path)
-    store.app.consumer_generation_id = 6
-    monkeypatch.setattr("time.time", lambda: 41.5)
-    store.set_persisted_offset(TP(CHANGELOG, 5), 504)
+    store.apply_changelog_batch(SEED_914[:1], to_key=lambda key: key, to_value=lambda value: value)
+    # This worker, the owner in generation 6, wrote the lead; its record came back acknowledged.
+    store.on_changelog_acked(TP(CHANGELOG, 5), 321, LEAD, Fence(6, 41_470))
+    assert store._read_offset_key(5) == (321, Fence(6, 41_470))
     # A standby's later replay continues from there: the late write is refused.
     store.apply_changelog_batch(SEED_914[3:], to_key=lambda key: key, to_value=lambda value: value)
-    assert LEAD not in store._db_for_partition(5)
+    assert store._db_for_partition(5)[LEAD] == b"qualified"
     assert store.persisted_offset(TP(CHANGELOG, 5)) == 523
 
 
@@ -139,3 +140,21 @@ def test_every_table_of_a_worker_stamps_its_generation(tmp_path: Path) -> None:
     table = runtime.app.Table("things", key_type=bytes, value_type=bytes)
     assert type(table).__name__ == "FencedTable"
     assert isinstance(table.data, MemoryStore)
+
+
+def test_a_changelog_record_carries_its_writer_and_the_time_of_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stamped when the table is written: the producer would stamp the time it
+    sends, and a frozen worker sends what it buffered only after it wakes."""
+    settings = ServiceSettings(service="orders", web_port=8009, data_dir=tmp_path)
+    runtime = ServiceRuntime(settings, title="orders", description="")
+    table = runtime.app.Table("things", key_type=bytes, value_type=bytes)
+    runtime.app.consumer_generation_id = 9
+    sent: dict[str, Any] = {}
+    monkeypatch.setattr(table.changelog_topic, "send_soon", lambda **kwargs: sent.update(kwargs))
+    monkeypatch.setattr("time.time", lambda: 1234.5)
+    table.send_changelog(3, b"lead-1", b"{}")
+    assert sent["headers"] == [(GENERATION_HEADER, b"9")]
+    assert sent["timestamp"] == 1234.5
+    assert sent["partition"] == 3
