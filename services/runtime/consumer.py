@@ -141,6 +141,13 @@ class _SeekingThread(AIOKafkaConsumerThread):
                 starts[tp] = offset
         return starts
 
+    async def _seek_wait(self, consumer: aiokafka.AIOKafkaConsumer, partitions: Mapping[TP, int]) -> None:
+        # Faust seeks table changelogs here (recovery, standbys): remember where.
+        sought = cast(_Consumer, self.consumer)._sought
+        for tp, offset in partitions.items():
+            sought[tp] = offset
+        await super()._seek_wait(consumer, partitions)
+
     async def seek_fetcher(self, positions: Mapping[TP, int]) -> None:
         """Seek the fetcher on the consumer's own thread: aiokafka is not thread-safe
         (a seek from the worker's loop raced its fetcher into a KeyError)."""
@@ -247,6 +254,8 @@ class _Consumer(Consumer):
         self._holes: dict[TP, tuple[int, float]] = {}
         # Per partition: the first unhandled offset of those handed over, and since when.
         self._waiting: dict[TP, tuple[int, float]] = {}
+        # Per changelog partition: where Faust last sought it (see `hand_over`).
+        self._sought: dict[TP, int] = {}
         flow_control = self.app.flow_control
         if isinstance(flow_control, _FlowControl):
             flow_control.consumer = self
@@ -532,8 +541,11 @@ class _Consumer(Consumer):
         """Give one fetched record to the streams, or drop it if it is not the next."""
         offset = message.offset
         if not self._is_stream(tp):
-            # Changelogs and non-acking topics: Faust's own rule.
+            # Changelogs and non-acking topics: Faust's own rule, but see `_read_back`.
             last = read_offset[tp]
+            if last is not None and offset < last and offset >= self._sought.get(tp, last):
+                self._read_back(tp, offset)
+                last = None
             if last is None or offset >= last:
                 await self._deliver(message)
                 read_offset[tp] = offset
@@ -548,6 +560,31 @@ class _Consumer(Consumer):
         epoch = self._epoch
         if await self._deliver(message) and self._epoch == epoch:
             read_offset[tp] = offset + 1
+
+    def _read_back(self, tp: TP, offset: int) -> None:
+        """A changelog record from where Faust last sought its partition came after
+        later ones: those were fetched before the seek and handed over first.
+
+        Faust's rule (and its recovery's) drops a record older than the last one
+        read, so the whole stretch from the seek to the records fetched before it
+        was never applied, and the standby's persisted offset passed it. The chaos
+        suite found it (seed 920): a marketing worker restarted beside another
+        lost, in each of its three standby partitions, every lead the other had
+        written since the restart began, and took those partitions over later.
+        So the partition is read again from here: the recovery takes it from this
+        offset on, and the stores apply each batch in offset order."""
+        if not self._is_changelog_tp(tp):
+            return
+        recovery = self.tables.recovery
+        for offsets in (recovery.standby_offsets, recovery.active_offsets):
+            seen = offsets.get(tp)
+            if seen is not None and seen >= offset:
+                offsets[tp] = offset - 1
+        log.warning(
+            "changelog records fetched before a seek came first; reading on from the seek",
+            extra={"topic": tp.topic, "partition": tp.partition, "offset": offset},
+        )
+        REFETCHES.labels(topic=tp.topic).inc()
 
     async def _deliver(self, message: Any) -> bool:
         """Run the callback unless the flow is suspended first; True if it ran."""

@@ -27,7 +27,8 @@ class MemoryStore(Store[Any, Any]):
         self, batch: Iterable[EventT[Any]], to_key: Callable[[Any], Any], to_value: Callable[[Any], Any]
     ) -> None:
         kept: list[EventT[Any]] = []
-        for event in batch:
+        # In offset order (see services.runtime.consumer._Consumer._read_back).
+        for event in sorted(batch, key=lambda event: (event.message.partition, event.message.offset)):
             partition, offset = event.message.partition, event.message.offset
             if offset <= self._read_through.get(partition, -1):
                 self._fences.pop(partition, None)  # read again from the start

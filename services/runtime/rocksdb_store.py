@@ -195,8 +195,9 @@ class RocksDBStore(Store):
     def apply_changelog_batch(
         self, batch: Iterable[EventT[Any]], to_key: Callable[[Any], Any], to_value: Callable[[Any], Any]
     ) -> None:
-        """Faust's, but a record the partition's fence refuses is read, not applied."""
-        events = list(batch)
+        """Faust's, but a record the partition's fence refuses is read, not applied,
+        and records apply in offset order (see `_Consumer._read_back`)."""
+        events = sorted(batch, key=_position)
         read_through: dict[int, int] = {}
         for event in events:
             message = event.message
@@ -226,6 +227,10 @@ class RocksDBStore(Store):
             # Still held by an earlier database of this partition caught in a cycle.
             gc.collect()
             return cast(Rdict, super()._open_for_partition(partition))
+
+
+def _position(event: EventT[Any]) -> tuple[int, int]:
+    return event.message.partition, event.message.offset
 
 
 def restore_writes_in_flight(tabledir: Path) -> int:

@@ -86,8 +86,7 @@ def test_seed_914_replayed_keeps_the_won_lead() -> None:
 
 
 def test_the_memory_store_replays_seed_914_to_won_and_starts_again_from_the_top() -> None:
-    table: Any = SimpleNamespace(name="leads")
-    store: Any = MemoryStore(url="leadflow-memory://", app=App("fence-memory"), table=table)
+    store = _memory("fence-memory")
     store.apply_changelog_batch(SEED_914, to_key=lambda key: key, to_value=lambda value: value)
     assert store[LEAD] == b"won+ordered"
 
@@ -95,6 +94,11 @@ def test_the_memory_store_replays_seed_914_to_won_and_starts_again_from_the_top(
     again = [_record(0, 2, 1.0, b"captured"), _record(1, 2, 2.0, b"qualified")]
     store.apply_changelog_batch(again, to_key=lambda key: key, to_value=lambda value: value)
     assert store[LEAD] == b"qualified"
+
+
+def _memory(name: str) -> Any:
+    table: Any = SimpleNamespace(name="leads")
+    return MemoryStore(url="leadflow-memory://", app=App(name), table=table)
 
 
 def _rocksdb(tmp_path: Path) -> Any:
@@ -158,3 +162,16 @@ def test_a_changelog_record_carries_its_writer_and_the_time_of_the_write(
     assert sent["headers"] == [(GENERATION_HEADER, b"9")]
     assert sent["timestamp"] == 1234.5
     assert sent["partition"] == 3
+
+
+def test_a_batch_applies_in_offset_order(tmp_path: Path) -> None:
+    """The end of a partition may reach a store before the records from its seek
+    (services.runtime.consumer._Consumer._read_back): the newest value must win."""
+    late_first = [_record(152, 6, 41.5, b"won"), _record(100, 6, 36.0, b"qualified")]
+    memory = _memory("fence-order")
+    memory.apply_changelog_batch(late_first, to_key=lambda key: key, to_value=lambda value: value)
+    assert memory[LEAD] == b"won"
+    rocksdb = _rocksdb(tmp_path)
+    rocksdb.apply_changelog_batch(late_first, to_key=lambda key: key, to_value=lambda value: value)
+    assert rocksdb._db_for_partition(5)[LEAD] == b"won"
+    assert rocksdb.persisted_offset(TP(CHANGELOG, 5)) == 152
