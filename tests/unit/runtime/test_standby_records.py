@@ -8,6 +8,7 @@ standby backlog of 122 orders that way and, taking the partition over later,
 served 404 for them.
 """
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -68,3 +69,28 @@ async def test_any_other_resume_or_clear_drops_them_as_faust_does(monkeypatch: p
     _recovering(harness)
     harness.app.flow_control.resume()  # the mark is for one resume only
     assert _queued(harness) == []
+
+
+async def test_the_end_of_a_recovery_reads_each_standby_again_from_what_it_took(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seeds 920 and 921: a restarted worker's standby backlog never reached the
+    recovery, and later records did. Read again from the last record the recovery
+    took, the backlog comes back; what it took already is skipped by Faust."""
+    harness = Harness(monkeypatch, committed=0)
+    _recovering(harness)
+    recovery = harness.consumer.tables.recovery
+    recovery.standby_offsets[STANDBY] = 161
+    harness.app.flow_control.suspend()
+    await harness.consumer.perform_seek()
+    harness.fetch_from.clear()
+
+    harness.app.flow_control.resume()
+    await asyncio.sleep(0)
+    assert harness.fetch_from == [161]  # the standby only, not the active partition
+    assert harness.consumer._read_offset[STANDBY] == 161
+
+    harness.fetch_from.clear()
+    harness.app.flow_control.resume()  # any other resume: nothing read again
+    await asyncio.sleep(0)
+    assert harness.fetch_from == []
