@@ -601,8 +601,9 @@ class _Consumer(Consumer):
             seen = offsets.get(tp)
             if seen is not None and seen >= offset:
                 offsets[tp] = offset - 1
-        log.warning(
-            "changelog records fetched before a seek came first; reading on from the seek",
+        # Expected after `read_standbys_again`, which seeks standbys back on purpose.
+        log.info(
+            "changelog partition read again from its seek",
             extra={"topic": tp.topic, "partition": tp.partition, "offset": offset},
         )
         REFETCHES.labels(topic=tp.topic).inc()
