@@ -57,6 +57,8 @@ from mode import Service
 from mode.utils.queues import FlowControlEvent
 from prometheus_client import Counter
 
+from services.runtime.recovery_watch import RecoveryWatch
+
 log = logging.getLogger(__name__)
 
 # How long a record overtaken by later ones of its partition may stay unhandled
@@ -259,6 +261,7 @@ class _Consumer(Consumer):
         self._waiting: dict[TP, tuple[int, float]] = {}
         # Per changelog partition: where Faust last sought it (see `hand_over`).
         self._sought: dict[TP, int] = {}
+        self._recovery_watch = RecoveryWatch()
         flow_control = self.app.flow_control
         if isinstance(flow_control, _FlowControl):
             flow_control.consumer = self
@@ -474,6 +477,48 @@ class _Consumer(Consumer):
         flow_control = self.app.flow_control
         if isinstance(flow_control, _FlowControl):
             flow_control.beat()
+
+    @Service.timer(1.0)
+    async def _watch_recovery(self) -> None:
+        self.read_again_what_recovery_waits_for(self._now())
+
+    def read_again_what_recovery_waits_for(self, now: float) -> None:
+        """Read an active changelog partition again from where its recovery stands
+        when the records it waits for stopped coming (recovery_watch.py)."""
+        recovery = self.tables.recovery
+        if not recovery.in_recovery or not self.flow_active:
+            self._recovery_watch.forget()  # nothing to wait for, or a rebalance seeks anew
+            return
+        highwaters = {
+            tp: last
+            for tp, last in recovery.active_highwaters.items()
+            if tp in recovery.active_tps and last is not None
+        }
+        offsets = {tp: offset for tp, offset in recovery.active_offsets.items() if offset is not None}
+        queue = cast(Any, self.tables._changelog_queue)
+        queued = {event.message.tp for event in list(queue._queue)} if queue is not None else set()
+        fetching = self._get_active_partitions()
+        for tp in self._recovery_watch.stalled(offsets, highwaters, queued, now):
+            offset = max(offsets.get(tp, -1), 0)  # where Faust's recovery seeks it too
+            log.warning(
+                "table recovery got no record of a partition for %.0f s; reading it again",
+                self._recovery_watch.patience,
+                extra={
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "offset": offset,
+                    "highwater": highwaters[tp],
+                    "paused": tp not in fetching,
+                    "read_offset": self._read_offset.get(tp),
+                    "sought": self._sought.get(tp),
+                },
+            )
+            if tp not in fetching:
+                self.resume_partitions({tp})
+            self._sought[tp] = offset
+            self._read_offset[tp] = None
+            self._fetch_from(tp, offset)
+            REFETCHES.labels(topic=tp.topic).inc()
 
     def read_again_what_vanished(self) -> None:
         """Read again a record that was handed over but vanished on the way.

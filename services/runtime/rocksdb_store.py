@@ -137,15 +137,20 @@ class RocksDBStore(Store):
         and a later start would read on from there (chaos seed 916: 200 leads
         lost). So the persisted offset stays where the run broke, and a replay
         from there brings what the database missed."""
-        through = self._through.get(partition)
-        if through is None:
-            through = self._read_offset_key(partition)[0]
-            through = -1 if through is None else through
-        if offset != through + 1:
+        if offset != self._held_through(partition) + 1:
             self._through[partition] = -2  # broken: nothing follows until a replay
             return False
         self._through[partition] = offset
         return True
+
+    def _held_through(self, partition: int) -> int:
+        """The changelog offset through which the database holds every record: -1
+        for none, -2 once a run of acknowledgements broke (see `_follows`)."""
+        through = self._through.get(partition)
+        if through is None:
+            persisted = self._read_offset_key(partition)[0]
+            through = self._through[partition] = -1 if persisted is None else persisted
+        return through
 
     def _visible_keys(self, db: Rdict) -> Iterator[bytes]:
         return (key for key in super()._visible_keys(db) if not key.startswith(OURS))
@@ -203,8 +208,8 @@ class RocksDBStore(Store):
             message = event.message
             partition = message.partition
             if partition not in read_through:
-                held = self._read_offset_key(partition)[0]
-                if held is not None and message.offset > held + 1:
+                held = self._held_through(partition)
+                if held >= 0 and message.offset > held + 1:
                     # Compaction removes records, but near a partition's end this
                     # means records were lost on the way: say so, for the chaos suite.
                     self.logger.info(
